@@ -1,0 +1,114 @@
+# Linkage build. `make run` and `make test` install what is missing first
+# (deploy/install-deps.sh), so both work on a fresh Debian 12 machine.
+
+CC       ?= cc
+CSTD     := -std=c11 -D_GNU_SOURCE
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+OPT      ?= -O2 -g
+PKGS     := libzmq libuv libprotobuf-c libsodium yaml-0.1 libpq
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
+SAN      ?=
+BUILD    ?= build
+BIN      ?= bin
+CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) $(SAN) -Iinclude -I$(BUILD)/gen $(PKG_CFLAGS) $(CFLAGS)
+LDFLAGS_ALL = $(SAN) $(LDFLAGS)
+
+PROTOS   := $(wildcard proto/linkage/v1/*.proto)
+GEN_C    := $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
+GEN_H    := $(GEN_C:.c=.h)
+GEN_O    := $(GEN_C:.c=.o)
+
+COMMON_SRC := $(wildcard services/common/*.c)
+COMMON_O   := $(patsubst %.c,$(BUILD)/%.o,$(COMMON_SRC))
+LIB        := $(BUILD)/liblinkage.a
+
+# Every folder under services/ except common is one program: services/<x>/ -> bin/<name>.
+DAEMONS  := ledger intake
+PROGRAMS := $(addprefix $(BIN)/linkage-,$(DAEMONS)) $(BIN)/linkagectl
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+BENCH_SRC := $(wildcard tests/bench/*.c)
+BENCH_BIN := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+
+.PHONY: all deps run test unit bench asan fuzz format lint clean
+.SECONDARY:
+
+all: $(PROGRAMS) $(UNIT_BIN) $(BENCH_BIN)
+
+deps:
+	@deploy/install-deps.sh
+
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --c_out=$(BUILD)/gen -Iproto $<
+
+$(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c $(GEN_H)
+	$(CC) $(CSTD) $(OPT) $(SAN) -I$(BUILD)/gen $(PKG_CFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.c $(GEN_H) $(wildcard include/linkage/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(LIB): $(COMMON_O) $(GEN_O)
+	@rm -f $@
+	ar rcs $@ $^
+
+define program
+$(BIN)/$(1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard services/$(2)/*.c)) $(LIB)
+	@mkdir -p $(BIN)
+	$$(CC) $$(LDFLAGS_ALL) $$^ $$(PKG_LIBS) -o $$@
+endef
+$(foreach d,$(DAEMONS),$(eval $(call program,linkage-$(d),$(d))))
+$(eval $(call program,linkagectl,linkagectl))
+
+# A daemon's decisions are unit-tested without its main.c: every other object of its folder links in.
+SVC_CORE_O = $(patsubst %.c,$(BUILD)/%.o,$(filter-out %/main.c,$(wildcard services/$(1)/*.c)))
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/lk_test.h $(LIB) $(foreach d,$(DAEMONS),$(call SVC_CORE_O,$(d)))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Itests/unit -Iservices $< $(foreach d,$(DAEMONS),$(call SVC_CORE_O,$(d))) $(LIB) $(LDFLAGS_ALL) $(PKG_LIBS) -o $@
+
+$(BUILD)/bench/%: tests/bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $< $(LIB) $(LDFLAGS_ALL) $(PKG_LIBS) -o $@
+
+# The Python clients are built by stock protoc from the same .proto files.
+$(BUILD)/py/linkage/v1/report_pb2.py: $(PROTOS)
+	@mkdir -p $(BUILD)/py
+	protoc --python_out=$(BUILD)/py -Iproto $(PROTOS)
+	@touch $(BUILD)/py/linkage/__init__.py $(BUILD)/py/linkage/v1/__init__.py
+
+run: deps all
+	$(BIN)/linkagectl run
+
+test: deps all $(BUILD)/py/linkage/v1/report_pb2.py
+	@tests/run-all.sh
+
+unit: all
+	@tests/run-all.sh unit
+
+bench: deps all
+	@tests/bench/run-bench.sh
+
+asan:
+	$(MAKE) BUILD=build-asan BIN=build-asan/bin OPT="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
+
+fuzz: deps
+	@tests/fuzz/run-fuzz.sh
+
+format:
+	clang-format -i $(shell find services include tests -name '*.[ch]')
+
+lint: all
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	  --inline-suppr --suppress=missingIncludeSystem -Iinclude -I$(BUILD)/gen services tests/unit
+	clang-tidy --quiet $(COMMON_SRC) $(foreach d,$(DAEMONS) linkagectl,$(wildcard services/$(d)/*.c)) -- \
+	  $(CSTD) -Iinclude -I$(BUILD)/gen $(PKG_CFLAGS)
+
+clean:
+	rm -rf build build-asan bin
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,55 @@
+#ifndef LINKAGE_EVENT_H
+#define LINKAGE_EVENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "linkage/v1/event.pb-c.h"
+#include "linkage/v1/ledger.pb-c.h"
+#include "linkage/v1/report.pb-c.h"
+
+/* Names and identities shared by every service. The lower-case names are the
+ * SQL words fixed by CONTRACT.md. */
+
+#define LK_ID_MAX 128 /* room for any incident, event or assignment id */
+
+/* "reported", "routed", ...; NULL for an unknown value. */
+const char *lk_event_type_name(Linkage__V1__EventType t);
+/* "natural_disaster", ...; NULL for UNSPECIFIED or unknown. */
+const char *lk_category_name(Linkage__V1__Category c);
+/* "I" .. "IV"; NULL for UNSPECIFIED or unknown. */
+const char *lk_severity_name(Linkage__V1__Severity s);
+/* "compound" .. "district"; NULL for UNSPECIFIED or unknown. */
+const char *lk_tier_name(Linkage__V1__Tier t);
+
+/* Parses the names above (case-insensitive; categories also accept the
+ * proto spelling). Returns 0 (the UNSPECIFIED value) when unknown. */
+Linkage__V1__Category lk_category_parse(const char *s);
+Linkage__V1__Severity lk_severity_parse(const char *s);
+
+/* The incident a report opens: "inc-" + 20 hex digits of
+ * SHA-256(device_id || 0x00 || sequence as decimal). Deterministic, so a
+ * retried report names the same incident on any intake, before or after a
+ * restart. out must hold LK_ID_MAX bytes. */
+void lk_incident_id(const char *device_id, uint64_t sequence, char *out);
+
+/* Event ids: "<incident_id>/<type>" and, when qualifier is not NULL,
+ * "/<qualifier>", and when counter > 0, "/<counter>". A step redone after a
+ * crash computes the same id and the ledger drops the repeat. */
+int lk_event_id(char *out, size_t len, const char *incident_id, Linkage__V1__EventType type,
+                const char *qualifier, uint64_t counter);
+
+/* Packs a message into a malloc'd buffer; *len gets its size. NULL on ENOMEM. */
+uint8_t *lk_event_pack(const Linkage__V1__Event *ev, size_t *len);
+
+/* The body case that must accompany each event type (checked by the ledger). */
+Linkage__V1__Event__BodyCase lk_event_body_for(Linkage__V1__EventType t);
+
+/* Checks an event a service asks the ledger to append: ids present, sane and
+ * UTF-8, type known, body matching type. Returns LK_OK or LK_EINVAL with why. */
+int lk_event_check(const Linkage__V1__Event *ev, char *err, size_t errlen);
+
+/* UTF-8 validity (no overlongs, no surrogates, <= U+10FFFF). */
+int lk_utf8_valid(const char *s, size_t len);
+
+#endif

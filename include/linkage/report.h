@@ -1,0 +1,22 @@
+#ifndef LINKAGE_REPORT_H
+#define LINKAGE_REPORT_H
+
+#include <stddef.h>
+
+#include "linkage/district.h"
+#include "linkage/event.h"
+
+/* Limits of CONTRACT.md, version 1. */
+#define LK_DEVICE_ID_MAX 64
+#define LK_KIND_MAX 64
+#define LK_DESCRIPTION_MAX 2000
+#define LK_REPORT_FRAME_MAX 8192 /* a valid Report can never be larger than this */
+
+/* Checks every rule of the contract (required fields, lengths, enums not
+ * UNSPECIFIED or unknown, UTF-8 of every string, compound known to the
+ * district). Returns LK_OK, or LK_EINVAL with one line saying which rule and
+ * why, e.g. "location.compound_id \"x\" is not a compound of this district". */
+int lk_report_check(const Linkage__V1__Report *r, const struct lk_district *d, char *err,
+                    size_t errlen);
+
+#endif
