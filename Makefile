@@ -64,11 +64,21 @@ endef
 $(foreach d,$(DAEMONS),$(eval $(call program,linkage-$(d),$(d))))
 $(eval $(call program,linkagectl,linkagectl))
 
-# A daemon's decisions are unit-tested without its main.c: every other object of its folder links in.
+# A daemon's decisions are unit-tested without its main.c: the other objects of its folder go into
+# an archive, so a test pulls in only the objects it uses (not the daemon's socket shell).
+UNIT_CORES := $(DAEMONS) linkagectl
 SVC_CORE_O = $(patsubst %.c,$(BUILD)/%.o,$(filter-out %/main.c,$(wildcard services/$(1)/*.c)))
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/lk_test.h $(LIB) $(foreach d,$(DAEMONS),$(call SVC_CORE_O,$(d)))
+SVC_LIBS := $(foreach d,$(UNIT_CORES),$(BUILD)/libsvc_$(d).a)
+define svclib
+$(BUILD)/libsvc_$(1).a: $(call SVC_CORE_O,$(1))
+	@rm -f $$@
+	ar rcs $$@ $$^
+endef
+$(foreach d,$(UNIT_CORES),$(eval $(call svclib,$(d))))
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/lk_test.h $(LIB) $(SVC_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Itests/unit -Iservices $< $(foreach d,$(DAEMONS),$(call SVC_CORE_O,$(d))) $(LIB) $(LDFLAGS_ALL) $(PKG_LIBS) -o $@
+	$(CC) $(CFLAGS_ALL) -Itests/unit -Iservices $< $(SVC_LIBS) $(LIB) $(LDFLAGS_ALL) $(PKG_LIBS) -o $@
 
 $(BUILD)/bench/%: tests/bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
@@ -81,7 +91,7 @@ $(BUILD)/py/linkage/v1/report_pb2.py: $(PROTOS)
 	@touch $(BUILD)/py/linkage/__init__.py $(BUILD)/py/linkage/v1/__init__.py
 
 run: deps all
-	$(BIN)/linkagectl run
+	@deploy/run.sh
 
 test: deps all $(BUILD)/py/linkage/v1/report_pb2.py
 	@tests/run-all.sh

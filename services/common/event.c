@@ -25,6 +25,13 @@ const char *lk_event_type_name(Linkage__V1__EventType t) {
   case LINKAGE__V1__EVENT_TYPE__COORDINATOR_NOTE: return "coordinator_note";
   case LINKAGE__V1__EVENT_TYPE__RESOLVED: return "resolved";
   case LINKAGE__V1__EVENT_TYPE__CLOSED: return "closed";
+  case LINKAGE__V1__EVENT_TYPE__ACKNOWLEDGED: return "acknowledged";
+  case LINKAGE__V1__EVENT_TYPE__DE_ESCALATED: return "de_escalated";
+  case LINKAGE__V1__EVENT_TYPE__OVERDUE: return "overdue";
+  case LINKAGE__V1__EVENT_TYPE__SUPPRESSED: return "suppressed";
+  case LINKAGE__V1__EVENT_TYPE__PLANNED_WORK_DECLARED: return "planned_work_declared";
+  case LINKAGE__V1__EVENT_TYPE__PLANNED_WORK_LIFTED: return "planned_work_lifted";
+  case LINKAGE__V1__EVENT_TYPE__NO_UNIT_AVAILABLE: return "no_unit_available";
   default: return NULL;
   }
 }
@@ -117,6 +124,15 @@ Linkage__V1__Event__BodyCase lk_event_body_for(Linkage__V1__EventType t) {
   case LINKAGE__V1__EVENT_TYPE__COORDINATOR_NOTE: return LINKAGE__V1__EVENT__BODY_COORDINATOR_NOTE;
   case LINKAGE__V1__EVENT_TYPE__RESOLVED: return LINKAGE__V1__EVENT__BODY_RESOLVED;
   case LINKAGE__V1__EVENT_TYPE__CLOSED: return LINKAGE__V1__EVENT__BODY_CLOSED;
+  case LINKAGE__V1__EVENT_TYPE__ACKNOWLEDGED: return LINKAGE__V1__EVENT__BODY_ACKNOWLEDGED;
+  case LINKAGE__V1__EVENT_TYPE__DE_ESCALATED: return LINKAGE__V1__EVENT__BODY_DE_ESCALATED;
+  case LINKAGE__V1__EVENT_TYPE__OVERDUE: return LINKAGE__V1__EVENT__BODY_OVERDUE;
+  case LINKAGE__V1__EVENT_TYPE__SUPPRESSED: return LINKAGE__V1__EVENT__BODY_SUPPRESSED;
+  case LINKAGE__V1__EVENT_TYPE__PLANNED_WORK_DECLARED:
+    return LINKAGE__V1__EVENT__BODY_PLANNED_WORK_DECLARED;
+  case LINKAGE__V1__EVENT_TYPE__PLANNED_WORK_LIFTED:
+    return LINKAGE__V1__EVENT__BODY_PLANNED_WORK_LIFTED;
+  case LINKAGE__V1__EVENT_TYPE__NO_UNIT_AVAILABLE: return LINKAGE__V1__EVENT__BODY_NO_UNIT_AVAILABLE;
   default: return LINKAGE__V1__EVENT__BODY__NOT_SET;
   }
 }
