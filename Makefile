@@ -24,7 +24,7 @@ COMMON_O   := $(patsubst %.c,$(BUILD)/%.o,$(COMMON_SRC))
 LIB        := $(BUILD)/liblinkage.a
 
 # Every folder under services/ except common is one program: services/<x>/ -> bin/<name>.
-DAEMONS  := ledger intake
+DAEMONS  := ledger intake router
 PROGRAMS := $(addprefix $(BIN)/linkage-,$(DAEMONS)) $(BIN)/linkagectl
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)

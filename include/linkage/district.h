@@ -3,6 +3,8 @@
 
 #include <stddef.h>
 
+#include "linkage/plan.h"
+
 /* The district model: topology and units, loaded from YAML under deploy/.
  * The file is validated strictly: unknown keys, missing required keys,
  * duplicate ids and dangling references fail with "file:line: why". */
@@ -68,6 +70,8 @@ struct lk_district {
   size_t compound_count;
   struct lk_unit *units;
   size_t unit_count;
+  struct lk_plan *plans; /* response plans (include/linkage/plan.h) */
+  size_t plan_count;
 };
 
 /* Loads and validates the file. Returns the model or NULL with err filled. */

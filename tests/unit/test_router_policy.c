@@ -1,0 +1,462 @@
+/* The router's decisions with injected time: routing, deadlines at their
+ * boundaries, escalation, overdue alarms, planned work, inhibition, merging
+ * and the reporter threshold. No sockets, no database, no clock. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "linkage/error.h"
+#include "lk_test.h"
+#include "router/router.h"
+
+#define MIN 60000000LL /* a minute in microseconds at time_scale 1 */
+#define T0 1800000000000000LL
+
+/* A small district shaped like the demo: one street, two communities, three compounds. */
+static struct lk_org communities[] = {
+    {.id = "lijinggang", .parent_id = "yongquan"},
+    {.id = "jiangpu-road", .parent_id = "yongquan"},
+};
+static struct lk_org streets[] = {{.id = "yongquan", .parent_id = "wenjiang"}};
+static struct lk_compound compounds[] = {
+    {.id = "lijinggang", .community_id = "lijinggang", .mode = LK_MODE_ESTABLISHED_COMMUNITY},
+    {.id = "zhouji-asia-bay", .community_id = "jiangpu-road", .mode = LK_MODE_SPECIAL_COMMITTEE},
+    {.id = "zhouji-yinhai-bay", .community_id = "jiangpu-road", .mode = LK_MODE_TRADITIONAL},
+};
+static struct lk_district district;
+static struct lk_plan plans[2];
+
+static void setup_district(void) {
+  memset(&district, 0, sizeof district);
+  district.district.id = "wenjiang";
+  district.streets = streets;
+  district.street_count = 1;
+  district.communities = communities;
+  district.community_count = 2;
+  district.compounds = compounds;
+  district.compound_count = 3;
+  memset(plans, 0, sizeof plans);
+  /* latent_hazard: every tier, deadlines grow shorter with severity and longer with tier. */
+  plans[0].category = LINKAGE__V1__CATEGORY__LATENT_HAZARD;
+  plans[0].min_tier = LINKAGE__V1__TIER__COMPOUND;
+  /* accident_disaster / gas_leak: never below community. */
+  plans[1].category = LINKAGE__V1__CATEGORY__ACCIDENT_DISASTER;
+  plans[1].kind = "gas_leak";
+  plans[1].min_tier = LINKAGE__V1__TIER__COMMUNITY;
+  for (int p = 0; p < 2; p++)
+    for (int s = 1; s < 5; s++)
+      for (int t = 1; t < 5; t++)
+        plans[p].deadlines[s][t] = (struct lk_plan_deadline){1, 10 * s + t, 100 * s + t};
+}
+
+static struct router_policy policy(void) {
+  return (struct router_policy){.time_scale = 1,
+                                .merge_window_us = 30 * MIN,
+                                .merge_distance_m = 50,
+                                .reporter_threshold = 3,
+                                .reporter_window_us = 10 * MIN,
+                                .retry_us = 1000000};
+}
+
+static void init(struct router_state *s) {
+  setup_district();
+  struct router_policy p = policy();
+  LK_CHECK_EQ_INT(router_state_init(s, &district, plans, 2, &p), LK_OK);
+}
+
+/* Applies a `reported` event as the stream would. */
+static uint32_t report(struct router_state *s, uint64_t pos, const char *id, const char *device,
+                       const char *compound, const char *building, Linkage__V1__Category cat,
+                       const char *kind, Linkage__V1__Severity sev, int64_t at) {
+  Linkage__V1__Location loc = LINKAGE__V1__LOCATION__INIT;
+  Linkage__V1__Report r = LINKAGE__V1__REPORT__INIT;
+  Linkage__V1__Reported rep = LINKAGE__V1__REPORTED__INIT;
+  Linkage__V1__Event ev = LINKAGE__V1__EVENT__INIT;
+  loc.compound_id = (char *)compound;
+  loc.building = (char *)building;
+  r.device_id = (char *)device;
+  r.sequence = pos;
+  r.category = cat;
+  r.kind = (char *)kind;
+  r.severity = sev;
+  r.location = &loc;
+  rep.report = &r;
+  ev.event_id = "x";
+  ev.incident_id = (char *)id;
+  ev.type = LINKAGE__V1__EVENT_TYPE__REPORTED;
+  ev.at_us = at;
+  ev.body_case = LINKAGE__V1__EVENT__BODY_REPORTED;
+  ev.reported = &rep;
+  return router_state_apply(s, pos, &ev);
+}
+
+/* Commits a decision as the ledger would, and folds it back. */
+static void commit(struct router_state *s, uint64_t pos, const struct router_decision *d,
+                   int64_t at) {
+  struct router_event_storage st;
+  Linkage__V1__Event ev;
+  router_event_build(d, "svc:router", at, &ev, &st);
+  router_state_apply(s, pos, &ev);
+}
+
+static void simple_event(struct router_state *s, uint64_t pos, const char *id,
+                         Linkage__V1__EventType type, int64_t at) {
+  struct router_decision d;
+  memset(&d, 0, sizeof d);
+  d.type = type;
+  strcpy(d.incident_id, id);
+  strcpy(d.event_id, "e");
+  commit(s, pos, &d, at);
+}
+
+LK_TEST(severity_decides_the_starting_tier) {
+  struct router_state s;
+  struct router_decision d;
+  init(&s);
+  const char *org[5] = {NULL, "zhouji-yinhai-bay", "jiangpu-road", "yongquan", "wenjiang"};
+  for (int sev = 1; sev <= 4; sev++) {
+    char id[16];
+    snprintf(id, sizeof id, "inc-%d", sev);
+    uint32_t slot = report(&s, (uint64_t)sev, id, id, "zhouji-yinhai-bay", id,
+                           LINKAGE__V1__CATEGORY__LATENT_HAZARD, "crack", (Linkage__V1__Severity)sev,
+                           T0);
+    LK_CHECK(router_decide_new(&s, slot, T0, &d));
+    LK_CHECK_EQ_INT(d.type, LINKAGE__V1__EVENT_TYPE__ROUTED);
+    LK_CHECK_EQ_INT(d.to_tier, 5 - sev); /* I -> district(4) ... IV -> compound(1) */
+    LK_CHECK_STR(d.organisation, org[5 - sev]);
+    LK_CHECK_EQ_INT(d.ack_by_us, T0 + (10 * sev + (5 - sev)) * MIN);
+    LK_CHECK_EQ_INT(d.resolve_by_us, T0 + (100 * sev + (5 - sev)) * MIN);
+    char want[64];
+    snprintf(want, sizeof want, "%s/routed", id);
+    LK_CHECK_STR(d.event_id, want);
+  }
+  router_state_close(&s);
+}
+
+LK_TEST(plan_floor_raises_the_tier) {
+  struct router_state s;
+  struct router_decision d;
+  init(&s);
+  uint32_t gas = report(&s, 1, "inc-gas", "d1", "lijinggang", "1",
+                        LINKAGE__V1__CATEGORY__ACCIDENT_DISASTER, "gas_leak",
+                        LINKAGE__V1__SEVERITY__SEVERITY_IV, T0);
+  LK_CHECK(router_decide_new(&s, gas, T0, &d));
+  LK_CHECK_EQ_INT(d.to_tier, LINKAGE__V1__TIER__COMMUNITY);
+  LK_CHECK_STR(d.organisation, "lijinggang");
+  router_state_close(&s);
+}
+
+LK_TEST(deadline_boundaries_and_the_escalation_chain) {
+  struct router_state s;
+  struct router_decision d;
+  init(&s);
+  uint32_t slot = report(&s, 1, "inc-a", "d1", "zhouji-yinhai-bay", "3",
+                         LINKAGE__V1__CATEGORY__LATENT_HAZARD, "crack",
+                         LINKAGE__V1__SEVERITY__SEVERITY_IV, T0);
+  LK_CHECK(router_decide_new(&s, slot, T0, &d));
+  commit(&s, 2, &d, T0);
+  int64_t ack_by = T0 + 41 * MIN;
+  const struct lk_deadline *top = lk_heap_peek(&s.deadlines);
+  LK_CHECK(top && top->at_us == ack_by && top->kind == ROUTER_DEADLINE_ACKNOWLEDGE);
+
+  /* One microsecond early: nothing to emit, look again exactly at the deadline. */
+  struct lk_deadline early = *top;
+  LK_CHECK(!router_decide_deadline(&s, &early, ack_by - 1, &d));
+  LK_CHECK_EQ_INT(d.recheck_us, ack_by);
+  /* At the deadline and one microsecond after: escalate to community, new deadlines from the
+   * missed deadline (not from when we noticed). */
+  LK_CHECK(router_decide_deadline(&s, &early, ack_by, &d));
+  LK_CHECK(router_decide_deadline(&s, &early, ack_by + 1, &d));
+  LK_CHECK_EQ_INT(d.type, LINKAGE__V1__EVENT_TYPE__ESCALATED);
+  LK_CHECK_EQ_INT(d.from_tier, LINKAGE__V1__TIER__COMPOUND);
+  LK_CHECK_EQ_INT(d.to_tier, LINKAGE__V1__TIER__COMMUNITY);
+  LK_CHECK_STR(d.organisation, "jiangpu-road");
+  LK_CHECK_STR(d.event_id, "inc-a/escalated/1");
+  LK_CHECK_EQ_INT(d.ack_by_us, ack_by + 42 * MIN);
+  struct lk_deadline popped;
+  lk_heap_pop(&s.deadlines, &popped);
+  router_state_fired(&s, &popped);
+  commit(&s, 3, &d, ack_by + 1);
+  LK_CHECK_EQ_INT(s.incidents[slot].tier, LINKAGE__V1__TIER__COMMUNITY);
+
+  /* Community deadline missed: street. Then district. Then an overdue alarm, once. */
+  int64_t t = ack_by + 42 * MIN;
+  top = lk_heap_peek(&s.deadlines);
+  LK_CHECK(top && top->at_us == t);
+  LK_CHECK(router_decide_deadline(&s, top, t, &d));
+  LK_CHECK_EQ_INT(d.to_tier, LINKAGE__V1__TIER__STREET);
+  LK_CHECK_STR(d.event_id, "inc-a/escalated/2");
+  lk_heap_pop(&s.deadlines, &popped);
+  router_state_fired(&s, &popped);
+  commit(&s, 4, &d, t);
+  t += 43 * MIN;
+  top = lk_heap_peek(&s.deadlines);
+  LK_CHECK(router_decide_deadline(&s, top, t, &d));
+  LK_CHECK_EQ_INT(d.to_tier, LINKAGE__V1__TIER__DISTRICT);
+  LK_CHECK_STR(d.organisation, "wenjiang");
+  lk_heap_pop(&s.deadlines, &popped);
+  router_state_fired(&s, &popped);
+  commit(&s, 5, &d, t);
+  t += 44 * MIN;
+  top = lk_heap_peek(&s.deadlines);
+  LK_CHECK(top && top->at_us == t);
+  LK_CHECK(router_decide_deadline(&s, top, t, &d));
+  LK_CHECK_EQ_INT(d.type, LINKAGE__V1__EVENT_TYPE__OVERDUE);
+  LK_CHECK_STR(d.deadline, "acknowledge");
+  LK_CHECK_EQ_INT(d.due_us, t);
+  lk_heap_pop(&s.deadlines, &popped);
+  router_state_fired(&s, &popped);
+  commit(&s, 6, &d, t);
+  /* The same deadline seen again (a restart replays it) raises nothing more. */
+  LK_CHECK(!router_decide_deadline(&s, &popped, t + 1, &d));
+  router_state_close(&s);
+}
+
+LK_TEST(acknowledging_stops_the_acknowledge_deadline) {
+  struct router_state s;
+  struct router_decision d;
+  init(&s);
+  uint32_t slot = report(&s, 1, "inc-a", "d1", "zhouji-yinhai-bay", "3",
+                         LINKAGE__V1__CATEGORY__LATENT_HAZARD, "crack",
+                         LINKAGE__V1__SEVERITY__SEVERITY_IV, T0);
+  LK_CHECK(router_decide_new(&s, slot, T0, &d));
+  commit(&s, 2, &d, T0);
+  LK_CHECK_EQ_INT(s.deadlines.count, 2);
+  simple_event(&s, 3, "inc-a", LINKAGE__V1__EVENT_TYPE__ACKNOWLEDGED, T0 + MIN);
+  LK_CHECK_EQ_INT(s.deadlines.count, 1);
+  const struct lk_deadline *top = lk_heap_peek(&s.deadlines);
+  LK_CHECK(top && top->kind == ROUTER_DEADLINE_RESOLVE);
+  /* A stale acknowledge deadline (from before the ack) decides nothing. */
+  struct lk_deadline stale = {.at_us = T0 + 41 * MIN, .owner = slot,
+                              .kind = ROUTER_DEADLINE_ACKNOWLEDGE};
+  LK_CHECK(!router_decide_deadline(&s, &stale, T0 + 50 * MIN, &d));
+  simple_event(&s, 4, "inc-a", LINKAGE__V1__EVENT_TYPE__CLOSED, T0 + 2 * MIN);
+  LK_CHECK_EQ_INT(s.deadlines.count, 0);
+  router_state_close(&s);
+}
+
+static void declare_window(struct router_state *s, uint64_t pos, const char *id,
+                           const char *compound, const char *building, const char *kind,
+                           int64_t from, int64_t to) {
+  struct router_decision d;
+  memset(&d, 0, sizeof d);
+  d.type = LINKAGE__V1__EVENT_TYPE__PLANNED_WORK_DECLARED;
+  snprintf(d.incident_id, sizeof d.incident_id, "plan-%s", id);
+  strcpy(d.event_id, "p");
+  strcpy(d.planned.window_id, id);
+  strcpy(d.planned.compound_id, compound);
+  strcpy(d.planned.building, building);
+  strcpy(d.planned.kind, kind);
+  d.planned.from_us = from;
+  d.planned.to_us = to;
+  commit(s, pos, &d, from);
+}
+
+LK_TEST(planned_work_records_but_never_escalates) {
+  struct router_state s;
+  struct router_decision d;
+  init(&s);
+  declare_window(&s, 1, "water-0601", "lijinggang", "", "no_water", T0, T0 + 60 * MIN);
+  /* Inside the window, matching kind: routed with suppressed_by, and no deadline armed. */
+  uint32_t in = report(&s, 2, "inc-in", "d1", "lijinggang", "7",
+                       LINKAGE__V1__CATEGORY__PROPERTY_SERVICE, "no_water",
+                       LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + 60 * MIN - 1);
+  LK_CHECK(router_decide_new(&s, in, T0, &d));
+  LK_CHECK_STR(d.by, "plan-water-0601");
+  commit(&s, 3, &d, T0);
+  LK_CHECK_EQ_INT(s.deadlines.count, 0);
+  /* At the window's end (exclusive), another kind, or another compound: not covered. */
+  uint32_t after = report(&s, 4, "inc-after", "d2", "lijinggang", "7",
+                          LINKAGE__V1__CATEGORY__PROPERTY_SERVICE, "no_water",
+                          LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + 60 * MIN);
+  LK_CHECK(router_window_match(&s, &s.incidents[after]) == NULL);
+  uint32_t other = report(&s, 5, "inc-other", "d3", "lijinggang", "7",
+                          LINKAGE__V1__CATEGORY__LATENT_HAZARD, "crack",
+                          LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + MIN);
+  LK_CHECK(router_window_match(&s, &s.incidents[other]) == NULL);
+  uint32_t elsewhere = report(&s, 6, "inc-else", "d4", "zhouji-asia-bay", "7",
+                              LINKAGE__V1__CATEGORY__PROPERTY_SERVICE, "no_water",
+                              LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + MIN);
+  LK_CHECK(router_window_match(&s, &s.incidents[elsewhere]) == NULL);
+  router_state_close(&s);
+}
+
+LK_TEST(a_street_incident_inhibits_lower_ones_of_its_kind) {
+  struct router_state s;
+  struct router_decision d;
+  init(&s);
+  uint32_t high = report(&s, 1, "inc-high", "d1", "lijinggang", "1",
+                         LINKAGE__V1__CATEGORY__NATURAL_DISASTER, "flooding",
+                         LINKAGE__V1__SEVERITY__SEVERITY_II, T0);
+  plans[0].category = LINKAGE__V1__CATEGORY__NATURAL_DISASTER; /* reuse the all-tier plan */
+  LK_CHECK(router_decide_new(&s, high, T0, &d));
+  LK_CHECK_EQ_INT(d.to_tier, LINKAGE__V1__TIER__STREET);
+  commit(&s, 2, &d, T0);
+  uint32_t low = report(&s, 3, "inc-low", "d2", "zhouji-asia-bay", "9",
+                        LINKAGE__V1__CATEGORY__NATURAL_DISASTER, "flooding",
+                        LINKAGE__V1__SEVERITY__SEVERITY_IV, T0);
+  LK_CHECK(router_decide_new(&s, low, T0, &d));
+  commit(&s, 4, &d, T0);
+  LK_CHECK_EQ_INT(router_inhibitor(&s, low), high);
+  struct lk_deadline dl = {.at_us = s.incidents[low].ack_by_us, .owner = low,
+                           .kind = ROUTER_DEADLINE_ACKNOWLEDGE};
+  LK_CHECK(router_decide_deadline(&s, &dl, dl.at_us, &d));
+  LK_CHECK_EQ_INT(d.type, LINKAGE__V1__EVENT_TYPE__SUPPRESSED);
+  LK_CHECK_STR(d.by, "inc-high");
+  LK_CHECK(d.recheck_us > dl.at_us);
+  commit(&s, 5, &d, dl.at_us);
+  /* Logged once: the next look only schedules another look. */
+  LK_CHECK(!router_decide_deadline(&s, &dl, dl.at_us + 1, &d));
+  LK_CHECK(d.recheck_us > dl.at_us);
+  /* Once the higher incident closes, the lower one escalates. */
+  simple_event(&s, 6, "inc-high", LINKAGE__V1__EVENT_TYPE__CLOSED, T0 + MIN);
+  LK_CHECK_EQ_INT(router_inhibitor(&s, low), 0);
+  LK_CHECK(router_decide_deadline(&s, &dl, dl.at_us + 2, &d));
+  LK_CHECK_EQ_INT(d.type, LINKAGE__V1__EVENT_TYPE__ESCALATED);
+  plans[0].category = LINKAGE__V1__CATEGORY__LATENT_HAZARD;
+  router_state_close(&s);
+}
+
+LK_TEST(merge_window_and_the_reporter_threshold) {
+  struct router_state s;
+  struct router_decision d;
+  init(&s);
+  uint32_t first = report(&s, 1, "inc-1", "dev-a", "zhouji-asia-bay", "5",
+                          LINKAGE__V1__CATEGORY__LATENT_HAZARD, "flooding",
+                          LINKAGE__V1__SEVERITY__SEVERITY_IV, T0);
+  LK_CHECK(router_decide_new(&s, first, T0, &d));
+  commit(&s, 2, &d, T0);
+  /* Same kind, same building, inside the window: merge. */
+  uint32_t second = report(&s, 3, "inc-2", "dev-b", "zhouji-asia-bay", "5",
+                           LINKAGE__V1__CATEGORY__LATENT_HAZARD, "flooding",
+                           LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + 30 * MIN);
+  LK_CHECK(router_decide_new(&s, second, T0, &d));
+  LK_CHECK_EQ_INT(d.type, LINKAGE__V1__EVENT_TYPE__MERGED);
+  LK_CHECK_STR(d.by, "inc-1");
+  LK_CHECK_STR(d.event_id, "inc-2/merged");
+  commit(&s, 4, &d, T0 + 30 * MIN);
+  /* One microsecond past the window, another building, another kind: routed on their own. */
+  uint32_t late = report(&s, 5, "inc-3", "dev-c", "zhouji-asia-bay", "5",
+                         LINKAGE__V1__CATEGORY__LATENT_HAZARD, "flooding",
+                         LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + 30 * MIN + 1);
+  LK_CHECK(router_decide_new(&s, late, T0, &d));
+  LK_CHECK_EQ_INT(d.type, LINKAGE__V1__EVENT_TYPE__ROUTED);
+  uint32_t other_b = report(&s, 6, "inc-4", "dev-d", "zhouji-asia-bay", "6",
+                            LINKAGE__V1__CATEGORY__LATENT_HAZARD, "flooding",
+                            LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + MIN);
+  LK_CHECK(router_decide_new(&s, other_b, T0, &d));
+  LK_CHECK_EQ_INT(d.type, LINKAGE__V1__EVENT_TYPE__ROUTED);
+  /* Threshold 3 distinct reporters in 10 minutes: dev-a (T0) is outside the window at T0+30m,
+   * dev-b counts; add dev-e twice (same device counts once) and dev-f. */
+  LK_CHECK(!router_decide_reporters(&s, first, T0 + 30 * MIN, &d));
+  uint32_t e1 = report(&s, 7, "inc-5", "dev-e", "zhouji-asia-bay", "5",
+                       LINKAGE__V1__CATEGORY__LATENT_HAZARD, "flooding",
+                       LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + 25 * MIN);
+  LK_CHECK(router_decide_new(&s, e1, T0, &d));
+  commit(&s, 8, &d, T0 + 25 * MIN);
+  uint32_t e2 = report(&s, 9, "inc-6", "dev-e", "zhouji-asia-bay", "5",
+                       LINKAGE__V1__CATEGORY__LATENT_HAZARD, "flooding",
+                       LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + 26 * MIN);
+  LK_CHECK(router_decide_new(&s, e2, T0, &d));
+  commit(&s, 10, &d, T0 + 26 * MIN);
+  LK_CHECK(!router_decide_reporters(&s, first, T0 + 30 * MIN, &d));
+  uint32_t f = report(&s, 11, "inc-7", "dev-f", "zhouji-asia-bay", "5",
+                      LINKAGE__V1__CATEGORY__LATENT_HAZARD, "flooding",
+                      LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + 27 * MIN);
+  LK_CHECK(router_decide_new(&s, f, T0, &d));
+  commit(&s, 12, &d, T0 + 27 * MIN);
+  LK_CHECK(router_decide_reporters(&s, first, T0 + 30 * MIN, &d));
+  LK_CHECK_EQ_INT(d.type, LINKAGE__V1__EVENT_TYPE__SEVERITY_CHANGED);
+  LK_CHECK_EQ_INT(d.to_severity, LINKAGE__V1__SEVERITY__SEVERITY_III);
+  LK_CHECK_STR(d.event_id, "inc-1/severity_changed/1");
+  commit(&s, 13, &d, T0 + 30 * MIN);
+  /* Raised severity starts at community: the incident is escalated there. */
+  LK_CHECK(router_decide_severity(&s, first, T0 + 30 * MIN, &d));
+  LK_CHECK_EQ_INT(d.to_tier, LINKAGE__V1__TIER__COMMUNITY);
+  LK_CHECK_CONTAINS(d.reason, "severity raised to III");
+  /* The same reporters do not raise it twice. */
+  LK_CHECK(!router_decide_reporters(&s, first, T0 + 31 * MIN, &d));
+  router_state_close(&s);
+}
+
+LK_TEST(commands_checked_against_the_state) {
+  struct router_state s;
+  struct router_decision d;
+  char err[256];
+  init(&s);
+  uint32_t slot = report(&s, 1, "inc-a", "d1", "lijinggang", "1",
+                         LINKAGE__V1__CATEGORY__ACCIDENT_DISASTER, "gas_leak",
+                         LINKAGE__V1__SEVERITY__SEVERITY_III, T0);
+  LK_CHECK(router_decide_new(&s, slot, T0, &d));
+  commit(&s, 2, &d, T0);
+  Linkage__V1__Command cmd = LINKAGE__V1__COMMAND__INIT;
+  Linkage__V1__DeEscalateCommand de = LINKAGE__V1__DE_ESCALATE_COMMAND__INIT;
+  Linkage__V1__EscalateCommand up = LINKAGE__V1__ESCALATE_COMMAND__INIT;
+  Linkage__V1__CloseCommand close = LINKAGE__V1__CLOSE_COMMAND__INIT;
+  cmd.command_id = "c1";
+  cmd.actor = "wang";
+  cmd.incident_id = "inc-a";
+  cmd.body_case = LINKAGE__V1__COMMAND__BODY_DE_ESCALATE;
+  cmd.de_escalate = &de;
+  LK_CHECK_EQ_INT(router_decide_command(&s, &cmd, T0, &d, err, sizeof err), LK_EINVAL);
+  LK_CHECK_CONTAINS(err, "may not go below community tier");
+  cmd.body_case = LINKAGE__V1__COMMAND__BODY_ESCALATE;
+  cmd.escalate = &up;
+  up.reason = "smell spreading";
+  LK_CHECK_EQ_INT(router_decide_command(&s, &cmd, T0 + MIN, &d, err, sizeof err), LK_OK);
+  LK_CHECK_EQ_INT(d.to_tier, LINKAGE__V1__TIER__STREET);
+  LK_CHECK_STR(d.event_id, "inc-a/escalated/cmd-c1");
+  LK_CHECK_CONTAINS(d.reason, "coordinator wang: smell spreading");
+  LK_CHECK_EQ_INT(d.ack_by_us, T0 + MIN + 33 * MIN);
+  cmd.incident_id = "inc-nope";
+  LK_CHECK_EQ_INT(router_decide_command(&s, &cmd, T0, &d, err, sizeof err), LK_EINVAL);
+  LK_CHECK_CONTAINS(err, "unknown incident");
+  cmd.incident_id = "inc-a";
+  cmd.body_case = LINKAGE__V1__COMMAND__BODY_CLOSE;
+  cmd.close = &close;
+  close.reason = "";
+  LK_CHECK_EQ_INT(router_decide_command(&s, &cmd, T0, &d, err, sizeof err), LK_EINVAL);
+  LK_CHECK_CONTAINS(err, "needs a reason");
+  close.reason = "valve replaced";
+  LK_CHECK_EQ_INT(router_decide_command(&s, &cmd, T0, &d, err, sizeof err), LK_OK);
+  commit(&s, 3, &d, T0);
+  LK_CHECK_EQ_INT(router_decide_command(&s, &cmd, T0, &d, err, sizeof err), LK_EINVAL);
+  LK_CHECK_CONTAINS(err, "is closed");
+  cmd.command_id = "bad id";
+  LK_CHECK_EQ_INT(router_decide_command(&s, &cmd, T0, &d, err, sizeof err), LK_EINVAL);
+  LK_CHECK_CONTAINS(err, "command_id");
+  router_state_close(&s);
+}
+
+LK_TEST(restart_fires_each_passed_deadline_once_and_none_early) {
+  /* Fold 10k routed incidents, then "restart": a fresh state folds the same events, and
+   * popping everything due at a later time yields each passed deadline exactly once. */
+  struct router_state s;
+  struct router_decision d;
+  init(&s);
+  enum { N = 10000 };
+  for (int i = 0; i < N; i++) {
+    char id[32];
+    snprintf(id, sizeof id, "inc-%d", i);
+    uint32_t slot = report(&s, (uint64_t)(2 * i + 1), id, id, "zhouji-yinhai-bay", "",
+                           LINKAGE__V1__CATEGORY__LATENT_HAZARD, "crack",
+                           LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + i * 1000000LL);
+    if (router_decide_new(&s, slot, T0, &d)) commit(&s, (uint64_t)(2 * i + 2), &d, T0);
+  }
+  int64_t now = T0 + 41 * MIN + (N / 2) * 1000000LL; /* half of the acknowledge deadlines passed */
+  int fired = 0, early = 0;
+  struct lk_deadline dl;
+  const struct lk_deadline *top;
+  while ((top = lk_heap_peek(&s.deadlines)) && top->at_us <= now) {
+    lk_heap_pop(&s.deadlines, &dl);
+    router_state_fired(&s, &dl);
+    if (router_decide_deadline(&s, &dl, now, &d)) {
+      fired++;
+      if (d.due_us > now) early++;
+    }
+  }
+  LK_CHECK_EQ_INT(fired, N / 2 + 1);
+  LK_CHECK_EQ_INT(early, 0);
+  router_state_close(&s);
+}
+
+int main(void) { return lk_test_run_all(); }
