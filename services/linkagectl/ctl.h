@@ -1,0 +1,135 @@
+#ifndef LINKAGECTL_CTL_H
+#define LINKAGECTL_CTL_H
+
+/* linkagectl: the operator's tool. One file per subcommand (ctl_<cmd>.c),
+ * the decisions (supervision, chain checking) in plain functions below so
+ * the unit tests reach them without sockets, processes or a database. */
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "linkage/config.h"
+#include "linkage/hash.h"
+
+/* Exit codes shared by the subcommands (sysexits.h values where they fit). */
+#define CTL_EXIT_OK 0
+#define CTL_EXIT_FAIL 1
+#define CTL_EXIT_USAGE 2
+#define CTL_EXIT_TEMPFAIL 75 /* EX_TEMPFAIL: busy or no answer; try again */
+#define CTL_EXIT_CONFIG 78   /* EX_CONFIG */
+
+/* The same keys and environment variables as the daemons; flags override. */
+struct ctl_config {
+  char pg[LK_CONFIG_STR];
+  char intake_endpoint[LK_CONFIG_STR];
+  char ledger_endpoint[LK_CONFIG_STR];
+  char ledger_stream[LK_CONFIG_STR];
+};
+
+/* Defaults, then LINKAGE_<KEY>. Returns 0, or prints why and returns -1. */
+int ctl_config_load(struct ctl_config *cfg);
+
+/* Sets up logging for the tool (LINKAGE_LOG_LEVEL, svc=linkagectl). */
+void ctl_log_init(void);
+
+/* The daemons of one stack, in start order. Later issues add router,
+ * dispatch and gateway here and nowhere else. */
+struct ctl_daemon {
+  const char *name;   /* control socket <run_dir>/<name>.ctl, log svc=<name> */
+  const char *binary; /* next to linkagectl */
+};
+extern const struct ctl_daemon ctl_daemons[];
+extern const size_t ctl_daemon_count;
+
+/* "ipc://<absolute run dir>/<name>.ctl" into out. */
+void ctl_control_endpoint(const char *name, char *out, size_t len);
+
+/* A one-shot "status" request to a daemon's control socket (REQ, linger 0).
+ * Start it, then poll until it answers or the caller gives up. */
+struct ctl_probe {
+  void *sock;
+  int64_t sent_mono_us;
+  char reply[512];
+};
+int ctl_probe_start(struct ctl_probe *p, void *zctx, const char *name, int64_t now_mono_us);
+/* Waits up to timeout_ms (0: just looks). Returns 1 with p->reply filled,
+ * 0 when nothing came yet, -1 on a socket error. */
+int ctl_probe_poll(struct ctl_probe *p, int timeout_ms);
+void ctl_probe_stop(struct ctl_probe *p);
+
+/* Parses a non-negative decimal integer; 0 on success, -1 if malformed. */
+int ctl_parse_u64(const char *s, uint64_t *out);
+
+/* "2026-11-27T14:38:51.123456Z" from microseconds since the epoch. */
+void ctl_format_time(int64_t us, char *out, size_t len);
+
+/* The subcommands: argv[0] is the subcommand name. Each returns the exit code. */
+int ctl_run_main(int argc, char **argv);
+int ctl_status_main(int argc, char **argv);
+int ctl_report_main(int argc, char **argv);
+int ctl_verify_main(int argc, char **argv);
+int ctl_tail_main(int argc, char **argv);
+
+/* ---- supervision decisions (ctl_supervise.c) ---- */
+
+#define CTL_BACKOFF_MIN_US (200 * 1000LL)
+#define CTL_BACKOFF_MAX_US (10 * 1000 * 1000LL)
+#define CTL_BACKOFF_RESET_US (30 * 1000 * 1000LL) /* this long up counts as healthy */
+#define CTL_STOP_GRACE_US (10 * 1000 * 1000LL)    /* SIGTERM, then SIGKILL after */
+
+/* What the supervisor remembers about one daemon. Times are monotonic µs. */
+struct ctl_child {
+  int running;
+  int64_t started_us;
+  int64_t next_backoff_us; /* delay before the next restart */
+  unsigned restarts;
+};
+
+enum ctl_verdict {
+  CTL_RESTART,   /* start it again after delay_us */
+  CTL_STAY_DOWN, /* we are stopping: an exit is expected */
+  CTL_GIVE_UP,   /* it refused its settings (exit 2 or 78): restarting cannot help */
+};
+
+struct ctl_decision {
+  enum ctl_verdict verdict;
+  int64_t delay_us;
+};
+
+void ctl_child_init(struct ctl_child *c);
+void ctl_child_started(struct ctl_child *c, int64_t now_us);
+/* A daemon exited with exit_status (or term_signal != 0). stopping: the
+ * supervisor has been asked to stop. */
+struct ctl_decision ctl_child_exited(struct ctl_child *c, int64_t exit_status, int term_signal,
+                                     int stopping, int64_t now_us);
+
+/* ---- chain checking (ctl_chain.c) ---- */
+
+/* One ledger row as verify reads it; every pointer borrowed. */
+struct ctl_row {
+  uint64_t position;
+  const char *event_id, *incident_id, *type, *actor;
+  int64_t at_us;
+  const uint8_t *payload;
+  size_t payload_len;
+  const uint8_t *prev_hash;
+  size_t prev_hash_len;
+  const uint8_t *hash;
+  size_t hash_len;
+};
+
+struct ctl_chain {
+  uint64_t rows;
+  uint64_t position; /* the last position checked, 0 before the first */
+  uint8_t hash[LK_HASH_LEN];
+  uint64_t bad_position; /* after a failed check: the first position that is wrong */
+};
+
+void ctl_chain_init(struct ctl_chain *c);
+/* Checks the next row against the chain so far and advances it. Returns 0,
+ * or -1 with one line in why saying what is wrong and bad_position set (the
+ * chain is then not advanced). A removed row is reported at its position. */
+int ctl_chain_check(struct ctl_chain *c, const struct ctl_row *r, char *why, size_t len);
+
+#endif
