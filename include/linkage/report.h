@@ -10,12 +10,15 @@
 #define LK_DEVICE_ID_MAX 64
 #define LK_KIND_MAX 64
 #define LK_DESCRIPTION_MAX 2000
+#define LK_LOCATION_FIELD_MAX 64 /* location.compound_id, .building, .unit */
 #define LK_REPORT_FRAME_MAX 8192 /* a valid Report can never be larger than this */
 
 /* Checks every rule of the contract (required fields, lengths, enums not
  * UNSPECIFIED or unknown, UTF-8 of every string, compound known to the
  * district). Returns LK_OK, or LK_EINVAL with one line saying which rule and
- * why, e.g. "location.compound_id \"x\" is not a compound of this district". */
+ * why, e.g. "location.compound_id \"x\" is not a compound of this district";
+ * several violations are joined by "; ". Each names its field first. With
+ * d == NULL the compound is not looked up. */
 int lk_report_check(const Linkage__V1__Report *r, const struct lk_district *d, char *err,
                     size_t errlen);
 
