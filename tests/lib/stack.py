@@ -1,0 +1,539 @@
+"""The real stack for integration, fault and wire tests.
+
+A Stack owns one temporary directory under /tmp holding a private PostgreSQL
+cluster (deploy/pg.sh), the daemons' control sockets and their captured
+output. It starts the built daemons (bin/linkage-ledger, bin/linkage-intake,
+or $BIN/...) as subprocesses on ports chosen free for this run, and can kill,
+restart and stop any of them, stop PostgreSQL in immediate mode and start it
+again, and run SQL through psql. Teardown always stops everything; the
+directory is removed when every check passed and kept (and named) otherwise.
+
+Tests synchronise with wait_until(cond, timeout): short polls of a condition,
+never a bare sleep.
+
+Checks counts passed and failed checks and prints `N passed, N failed` last,
+the line tests/run-all.sh parses. Lines starting with "# " are notes the
+runner shows even when a program passes.
+"""
+
+import atexit
+import glob
+import hashlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.path.join(ROOT, os.environ.get("BUILD", "build"))
+BIN = os.path.join(ROOT, os.environ.get("BIN", "bin"))
+PY_OUT = os.path.join(BUILD, "py")
+# The generated modules may exist only in the default build tree (make test
+# generates them under $(BUILD), but a hand run may not have).
+for _p in (os.path.join(ROOT, "build", "py"), PY_OUT):  # PY_OUT ends up first
+    if os.path.isdir(_p) and _p not in sys.path:
+        sys.path.insert(0, _p)
+
+import zmq  # noqa: E402
+
+from linkage.v1 import event_pb2, ledger_pb2, report_pb2  # noqa: E402,F401
+
+DAEMONS = ("ledger", "intake")
+
+
+# ---------------------------------------------------------------- checks
+
+
+class Checks:
+    """Counts checks; done() prints the count line and returns the exit code."""
+
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, cond, name, detail=""):
+        if cond:
+            self.passed += 1
+            print("ok - %s" % name, flush=True)
+        else:
+            self.failed += 1
+            print("FAIL - %s%s" % (name, (": " + str(detail)) if detail != "" else ""), flush=True)
+        return bool(cond)
+
+    def eq(self, got, want, name):
+        return self.check(got == want, name, "got %r, want %r" % (got, want))
+
+    def fail(self, name, detail=""):
+        return self.check(False, name, detail)
+
+    def done(self):
+        print("%d passed, %d failed" % (self.passed, self.failed), flush=True)
+        return 0 if self.failed == 0 else 1
+
+
+def note(msg):
+    """A line the runner shows even when the program passes."""
+    print("# " + msg, flush=True)
+
+
+def wait_until(cond, timeout, interval=0.02):
+    """Polls cond() until it returns a true value or timeout seconds pass.
+    Returns the last value of cond()."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(interval)
+
+
+def free_ports(n):
+    """n distinct TCP ports on 127.0.0.1 that nothing listens on right now."""
+    socks, ports = [], []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+            ports.append(s.getsockname()[1])
+    finally:
+        for s in socks:
+            s.close()
+    return ports
+
+
+def port_open(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------- domain helpers
+
+
+def incident_id(device_id, sequence):
+    """The documented derivation (include/linkage/event.h): "inc-" + 20 hex
+    digits of SHA-256(device_id || 0x00 || sequence as decimal)."""
+    h = hashlib.sha256(device_id.encode() + b"\x00" + str(sequence).encode()).hexdigest()
+    return "inc-" + h[:20]
+
+
+def chain_hash(prev, position, event):
+    """include/linkage/hash.h: SHA-256(prev || position as 8 bytes BE || event)."""
+    return hashlib.sha256(prev + position.to_bytes(8, "big") + event).digest()
+
+
+def make_report(device_id, sequence, category=report_pb2.ACCIDENT_DISASTER, kind="gas_leak",
+                severity=report_pb2.SEVERITY_II, compound="lijinggang", building="",
+                unit="", floor=0, description="gas smell on the stairs",
+                observed_at_us=None):
+    r = report_pb2.Report()
+    r.device_id = device_id
+    r.sequence = sequence
+    r.category = category
+    r.kind = kind
+    r.severity = severity
+    r.location.compound_id = compound
+    if building:
+        r.location.building = building
+    if unit:
+        r.location.unit = unit
+    r.location.floor = floor
+    r.location.lat = 30.68
+    r.location.lon = 103.83
+    r.description = description
+    r.observed_at_us = int(time.time() * 1e6) if observed_at_us is None else observed_at_us
+    return r
+
+
+def _varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def raw_field(number, data):
+    """A length-delimited protobuf field with arbitrary bytes: how we put
+    invalid UTF-8 into a string field, which Python protobuf refuses to do.
+    Appended to a serialised message it overrides that field (last one wins)."""
+    return _varint((number << 3) | 2) + _varint(len(data)) + data
+
+
+STATUS_NAMES = {v: k for k, v in report_pb2.ReportAck.Status.items()}
+
+
+def status_name(ack):
+    if ack is None:
+        return "no reply"
+    if isinstance(ack, bytes):
+        return "undecodable reply"
+    return STATUS_NAMES.get(ack.status, str(ack.status))
+
+
+# ---------------------------------------------------------------- device client
+
+
+class Device:
+    """A device on the intake: DEALER (default) or REQ.
+
+    A DEALER sends an empty delimiter then the body frames, so it can send
+    multi-frame messages and keep several requests in flight; replies that
+    belong to an earlier attempt are skipped by sequence. A REQ socket is
+    recreated after a timeout (it cannot send again before a reply)."""
+
+    def __init__(self, endpoint, kind=zmq.DEALER, ctx=None):
+        self.endpoint = endpoint
+        self.kind = kind
+        self.ctx = ctx or zmq.Context.instance()
+        self.sock = None
+        self.reconnect()
+
+    def reconnect(self):
+        if self.sock is not None:
+            self.sock.close(linger=0)
+        self.sock = self.ctx.socket(self.kind)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(self.endpoint)
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close(linger=0)
+            self.sock = None
+
+    def send_frames(self, frames):
+        frames = list(frames)
+        if self.kind == zmq.DEALER:
+            frames = [b""] + frames
+        self.sock.send_multipart(frames)
+
+    def recv_ack(self, timeout, sequence=None):
+        """The next ReportAck (skipping those for another sequence when
+        sequence is given), the raw bytes if the reply does not decode, or
+        None on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self.sock.poll(int(left * 1000) + 1):
+                if self.kind == zmq.REQ:
+                    self.reconnect()
+                return None
+            frames = self.sock.recv_multipart()
+            if self.kind == zmq.DEALER:
+                if len(frames) < 2 or frames[0] != b"":
+                    return b"".join(frames)
+                frames = frames[1:]
+            if len(frames) != 1:
+                return b"".join(frames)
+            ack = report_pb2.ReportAck()
+            try:
+                ack.ParseFromString(frames[0])
+            except Exception:
+                return frames[0]
+            if sequence is not None and ack.sequence != sequence:
+                continue
+            return ack
+
+    def request(self, body, timeout=10.0, sequence=None):
+        """Sends one Report (message, bytes, or list of frames) and waits for
+        its ack."""
+        if isinstance(body, report_pb2.Report):
+            if sequence is None:
+                sequence = body.sequence
+            body = body.SerializeToString()
+        frames = body if isinstance(body, list) else [body]
+        self.send_frames(frames)
+        return self.recv_ack(timeout, sequence)
+
+    def submit(self, report, timeout=15.0, attempt_timeout=1.0):
+        """Sends until the answer is final (not BUSY, not silence) or timeout.
+        Returns (ack or None, attempts)."""
+        deadline = time.monotonic() + timeout
+        data = report.SerializeToString()
+        attempts = 0
+        while time.monotonic() < deadline:
+            attempts += 1
+            ack = self.request(data, timeout=attempt_timeout, sequence=report.sequence)
+            if ack is None:
+                continue
+            if not isinstance(ack, bytes) and ack.status == report_pb2.ReportAck.BUSY:
+                # Back off as told: the contract's own pacing, not synchronisation.
+                time.sleep(min(max(ack.retry_after_ms, 10), 1000) / 1000.0)
+                continue
+            return ack, attempts
+        return None, attempts
+
+
+# ---------------------------------------------------------------- the stack
+
+
+def _pg_bindir():
+    dirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"),
+                  key=lambda d: [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", d)])
+    if not dirs:
+        raise RuntimeError("no PostgreSQL under /usr/lib/postgresql; run deploy/install-deps.sh")
+    return dirs[-1]
+
+
+class Daemon:
+    def __init__(self, name, path, log):
+        self.name = name
+        self.path = path
+        self.log = log
+        self.proc = None
+        self.starts = 0
+
+
+class Stack:
+    """Use as a context manager, or call start() and teardown()."""
+
+    def __init__(self, checks=None, name="stack"):
+        self.checks = checks
+        self.tmp = tempfile.mkdtemp(prefix="linkage-%s-" % name, dir="/tmp")
+        # The cluster runs as user postgres; it must be able to reach its dir.
+        os.chmod(self.tmp, 0o755)
+        self.pg_dir = os.path.join(self.tmp, "pg")
+        self.run_dir = os.path.join(self.tmp, "run")
+        os.makedirs(self.run_dir)
+        self.ports = dict(zip(("intake", "ledger", "stream"), free_ports(3)))
+        self.intake_endpoint = "tcp://127.0.0.1:%d" % self.ports["intake"]
+        self.ledger_endpoint = "tcp://127.0.0.1:%d" % self.ports["ledger"]
+        self.stream_endpoint = "tcp://127.0.0.1:%d" % self.ports["stream"]
+        self.pg = None
+        self.pg_bin = _pg_bindir()
+        self.daemons = {n: Daemon(n, os.path.join(BIN, "linkage-" + n),
+                                  os.path.join(self.tmp, n + ".log")) for n in DAEMONS}
+        self.torn_down = False
+        self.keep = False
+        atexit.register(self.teardown)
+
+    # -- environment
+
+    def env(self):
+        e = dict(os.environ)
+        e.update({
+            "LINKAGE_PG": self.pg or "",
+            "LINKAGE_RUN_DIR": self.run_dir,
+            "LINKAGE_INTAKE_ENDPOINT": self.intake_endpoint,
+            "LINKAGE_LEDGER_ENDPOINT": self.ledger_endpoint,
+            "LINKAGE_LEDGER_STREAM": self.stream_endpoint,
+        })
+        e.setdefault("LINKAGE_LOG_LEVEL", "info")
+        return e
+
+    # -- PostgreSQL
+
+    def start_pg(self):
+        r = subprocess.run([os.path.join(ROOT, "deploy", "pg.sh"), "start", self.pg_dir],
+                           capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError("deploy/pg.sh start failed (%d): %s%s" %
+                               (r.returncode, r.stdout, r.stderr))
+        self.pg = r.stdout.strip().splitlines()[-1]
+        return self.pg
+
+    def stop_pg(self, mode="fast"):
+        subprocess.run([os.path.join(ROOT, "deploy", "pg.sh"), "stop", self.pg_dir, mode],
+                       capture_output=True, text=True, timeout=120)
+
+    def pg_running(self):
+        r = subprocess.run(["runuser", "-u", "postgres", "--", os.path.join(self.pg_bin, "pg_ctl"),
+                            "-D", os.path.join(self.pg_dir, "data"), "status"]
+                           if os.getuid() == 0 else
+                           [os.path.join(self.pg_bin, "pg_ctl"), "-D",
+                            os.path.join(self.pg_dir, "data"), "status"],
+                           capture_output=True, text=True)
+        return r.returncode == 0
+
+    def psql(self, sql, timeout=60):
+        """Runs sql; returns (returncode, stdout, stderr)."""
+        r = subprocess.run([os.path.join(self.pg_bin, "psql"), self.pg, "-X", "-A", "-t", "-q",
+                            "-F", "\t", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                           capture_output=True, text=True, timeout=timeout)
+        return r.returncode, r.stdout, r.stderr
+
+    def sql(self, sql, timeout=60):
+        """Rows of sql as lists of strings; raises on error."""
+        rc, out, err = self.psql(sql, timeout)
+        if rc != 0:
+            raise RuntimeError("psql failed: %s\n%s" % (sql, err.strip()))
+        return [line.split("\t") for line in out.splitlines() if line != ""]
+
+    def scalar(self, sql):
+        rows = self.sql(sql)
+        return rows[0][0] if rows else None
+
+    # -- daemons
+
+    def start_daemon(self, name, timeout=30):
+        d = self.daemons[name]
+        if not os.access(d.path, os.X_OK):
+            raise RuntimeError("%s is not built" % d.path)
+        d.starts += 1
+        with open(d.log, "a") as f:
+            f.write("=== start %d of %s at %.3f\n" % (d.starts, name, time.time()))
+        logf = open(d.log, "a")
+        d.proc = subprocess.Popen([d.path], cwd=ROOT, env=self.env(), stdin=subprocess.DEVNULL,
+                                  stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
+        logf.close()
+        port = self.ports[name]
+        up = wait_until(lambda: d.proc.poll() is not None or port_open(port), timeout)
+        if d.proc.poll() is not None:
+            raise RuntimeError("linkage-%s exited with %s at start:\n%s" %
+                               (name, d.proc.returncode, self.log_tail(name)))
+        if not up:
+            raise RuntimeError("linkage-%s did not listen on %d within %ss:\n%s" %
+                               (name, port, timeout, self.log_tail(name)))
+        return d.proc
+
+    def kill9(self, name):
+        d = self.daemons[name]
+        if d.proc is not None and d.proc.poll() is None:
+            d.proc.send_signal(signal.SIGKILL)
+            d.proc.wait()
+
+    def restart(self, name):
+        self.kill9(name)
+        return self.start_daemon(name)
+
+    def stop_daemon(self, name, timeout=10):
+        """SIGTERM, then SIGKILL after timeout. Returns the exit code of the
+        SIGTERM stop, or None if it had to be killed (or was not running)."""
+        d = self.daemons[name]
+        if d.proc is None or d.proc.poll() is not None:
+            return None
+        d.proc.send_signal(signal.SIGTERM)
+        try:
+            return d.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            d.proc.send_signal(signal.SIGKILL)
+            d.proc.wait()
+            return None
+
+    def alive(self, name):
+        d = self.daemons[name]
+        return d.proc is not None and d.proc.poll() is None
+
+    def log_tail(self, name, lines=40):
+        try:
+            with open(self.daemons[name].log, errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def log_text(self, name):
+        try:
+            with open(self.daemons[name].log, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def start(self):
+        self.start_pg()
+        self.start_daemon("ledger")
+        self.start_daemon("intake")
+        return self
+
+    # -- tools
+
+    def ctl(self, *args, timeout=60):
+        """Runs bin/linkagectl with the stack's environment."""
+        return subprocess.run([os.path.join(BIN, "linkagectl")] + [str(a) for a in args],
+                              cwd=ROOT, env=self.env(), capture_output=True, text=True,
+                              timeout=timeout)
+
+    def device(self, kind=zmq.DEALER):
+        return Device(self.intake_endpoint, kind)
+
+    def ledger_socket(self):
+        s = zmq.Context.instance().socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(self.ledger_endpoint)
+        return s
+
+    # -- teardown
+
+    def teardown(self):
+        if self.torn_down:
+            return
+        self.torn_down = True
+        for name in reversed(DAEMONS):
+            try:
+                self.stop_daemon(name, timeout=5)
+            except Exception as e:  # teardown must go on
+                print("teardown: stopping %s: %s" % (name, e), file=sys.stderr)
+        try:
+            if self.pg is not None:
+                self.stop_pg("fast")
+        except Exception as e:
+            print("teardown: stopping postgres: %s" % e, file=sys.stderr)
+        failed = self.keep or (self.checks is not None and self.checks.failed > 0)
+        if failed:
+            for name in DAEMONS:
+                if self.daemons[name].starts == 0:
+                    continue
+                print("---- linkage-%s output (last lines; %s)" % (name, self.daemons[name].log))
+                tail = self.log_tail(name, 60)
+                print(tail, end="" if tail.endswith("\n") else "\n")
+            print("---- kept %s for inspection" % self.tmp)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and exc_type is not SystemExit:
+            self.keep = True
+        self.teardown()
+        return False
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _on_term(signum, frame):
+    # Turn SIGTERM (e.g. from `timeout` in the runner) into an exception that
+    # counts as a failed check and unwinds through teardown, so no daemon or
+    # cluster is left behind.
+    raise Interrupted("interrupted by signal %d" % signum)
+
+
+signal.signal(signal.SIGTERM, _on_term)
+
+
+def main(body, name):
+    """Runs body(stack, checks) inside a stack; an exception is one failed
+    check. Exits with the checks' code."""
+    checks = Checks()
+    code = 1
+    try:
+        with Stack(checks, name) as stack:
+            try:
+                stack.start()
+            except Exception as e:
+                checks.fail("stack starts", e)
+                stack.keep = True
+            else:
+                try:
+                    body(stack, checks)
+                except Exception as e:
+                    import traceback
+                    traceback.print_exc()
+                    checks.fail("test body raised", repr(e))
+    finally:
+        code = checks.done()
+    sys.exit(code)
