@@ -22,6 +22,7 @@ struct lk_plan_deadline {
 };
 
 struct lk_plan {
+  char *id;
   Linkage__V1__Category category;
   char *kind; /* NULL: the category's plan */
   Linkage__V1__Tier min_tier;

@@ -447,7 +447,146 @@ static const struct list_spec compound_list =
     LIST_SPEC("compound", struct lk_compound, compound_fields, NULL);
 static const struct list_spec unit_list = LIST_SPEC("unit", struct lk_unit, unit_fields, NULL);
 
-/* Top level: one row per section. Later issues add plans and deadlines here. */
+/* ---- plans ----------------------------------------------------------- */
+
+static int check_plan(struct loader *ld, void *obj);
+static const struct field plan_fields[5];
+static const struct list_spec plan_list = LIST_SPEC("plan", struct lk_plan, plan_fields, check_plan);
+
+static int decode_category(struct loader *ld, const struct lk_ynode *v, void *obj,
+                           const struct field *f) {
+  struct lk_plan *p = obj;
+  if (v->kind == LK_YSCALAR) {
+    for (int c = 1; lk_category_name((Linkage__V1__Category)c); c++)
+      if (strcmp(v->text, lk_category_name((Linkage__V1__Category)c)) == 0) {
+        p->category = (Linkage__V1__Category)c;
+        return LK_OK;
+      }
+  }
+  return fail_at(ld, v->line,
+                 "plan: \"category\" must be natural_disaster, accident_disaster, public_health, "
+                 "social_safety, property_service, neighbour_dispute or latent_hazard");
+}
+
+static int tier_from_text(const char *s) {
+  for (int t = LINKAGE__V1__TIER__COMPOUND; t <= LINKAGE__V1__TIER__DISTRICT; t++)
+    if (strcmp(s, lk_tier_name((Linkage__V1__Tier)t)) == 0) return t;
+  return 0;
+}
+
+static int decode_min_tier(struct loader *ld, const struct lk_ynode *v, void *obj,
+                           const struct field *f) {
+  struct lk_plan *p = obj;
+  int t = v->kind == LK_YSCALAR ? tier_from_text(v->text) : 0;
+  if (!t)
+    return fail_at(ld, v->line,
+                   "plan: \"min_tier\" must be compound, community, street or district");
+  p->min_tier = (Linkage__V1__Tier)t;
+  return LK_OK;
+}
+
+static int decode_minutes(struct loader *ld, const struct lk_ynode *v, int *out) {
+  char *end;
+  if (v->kind != LK_YSCALAR || !v->plain) return fail_at(ld, v->line, "expected minutes");
+  errno = 0;
+  long m = strtol(v->text, &end, 10);
+  if (errno || *end || end == v->text || m <= 0 || m > 525600)
+    return fail_at(ld, v->line, "plan: minutes must be an integer in [1, 525600], not \"%s\"",
+                   v->text);
+  *out = (int)m;
+  return LK_OK;
+}
+
+/* deadlines: {SEVERITY: {TIER: [acknowledge minutes, resolve minutes]}}, e.g.
+ *   III: {community: [15, 240], street: [10, 180], district: [5, 120]} */
+static int decode_deadlines(struct loader *ld, const struct lk_ynode *v, void *obj,
+                            const struct field *f) {
+  struct lk_plan *p = obj;
+  if (v->kind != LK_YMAP)
+    return fail_at(ld, v->line, "plan: \"deadlines\" must map severities (I..IV) to tiers");
+  for (size_t i = 0; i + 1 < v->count; i += 2) {
+    const struct lk_ynode *sk = v->items[i], *tiers = v->items[i + 1];
+    int sev = (int)lk_severity_parse(sk->text);
+    if (!sev || strchr(sk->text, '_'))
+      return fail_at(ld, sk->line, "plan: severity must be I, II, III or IV, not \"%s\"",
+                     sk->text);
+    if (tiers->kind != LK_YMAP)
+      return fail_at(ld, tiers->line, "plan: severity %s must map tiers to [acknowledge, resolve]",
+                     sk->text);
+    for (size_t j = 0; j + 1 < tiers->count; j += 2) {
+      const struct lk_ynode *tk = tiers->items[j], *pair = tiers->items[j + 1];
+      int t = tier_from_text(tk->text);
+      if (!t)
+        return fail_at(ld, tk->line, "plan: tier must be compound, community, street or district, "
+                                     "not \"%s\"",
+                       tk->text);
+      struct lk_plan_deadline *d = &p->deadlines[sev][t];
+      if (d->set)
+        return fail_at(ld, tk->line, "plan: severity %s tier %s given twice", sk->text, tk->text);
+      if (pair->kind != LK_YSEQ || pair->count != 2)
+        return fail_at(ld, pair->line, "plan: severity %s tier %s must be [acknowledge, resolve] "
+                                       "in minutes",
+                       sk->text, tk->text);
+      int rc = decode_minutes(ld, pair->items[0], &d->acknowledge_min);
+      if (rc == LK_OK) rc = decode_minutes(ld, pair->items[1], &d->resolve_min);
+      if (rc != LK_OK) return rc;
+      d->set = 1;
+    }
+  }
+  return LK_OK;
+}
+
+static int check_plan(struct loader *ld, void *obj) {
+  struct lk_plan *p = obj;
+  char why[200];
+  /* A row the plan can never use is a mistake in the data, not a harmless extra. */
+  for (int s = 1; s < LK_SEVERITY_COUNT; s++) {
+    int start = (int)lk_severity_tier((Linkage__V1__Severity)s);
+    if (start < (int)p->min_tier) start = (int)p->min_tier;
+    for (int t = 1; t < start; t++)
+      if (p->deadlines[s][t].set)
+        return fail_at(ld, p->line,
+                       "plan \"%s\": severity %s never sits at %s tier (it starts at %s)", p->id,
+                       lk_severity_name((Linkage__V1__Severity)s),
+                       lk_tier_name((Linkage__V1__Tier)t), lk_tier_name((Linkage__V1__Tier)start));
+  }
+  if (lk_plan_check(p, why, sizeof why) != LK_OK)
+    return fail_at(ld, p->line, "plan \"%s\": %s", p->id, why);
+  return LK_OK;
+}
+
+static const struct field plan_fields[] = {
+    F_STR("id", struct lk_plan, id, 1),
+    {"category", FT_CUSTOM, 0, 1, 0, 0, REF_NONE, decode_category},
+    F_STR("kind", struct lk_plan, kind, 0),
+    {"min_tier", FT_CUSTOM, 0, 1, 0, 0, REF_NONE, decode_min_tier},
+    {"deadlines", FT_CUSTOM, 0, 1, 0, 0, REF_NONE, decode_deadlines},
+};
+
+/* Every category needs its general plan, and no two plans may claim the same category and kind. */
+static int check_plans(struct loader *ld) {
+  const struct lk_district *d = ld->d;
+  for (size_t i = 0; i < d->plan_count; i++)
+    for (size_t j = 0; j < i; j++) {
+      const struct lk_plan *a = &d->plans[i], *b = &d->plans[j];
+      int same_kind = (!a->kind && !b->kind) || (a->kind && b->kind && !strcmp(a->kind, b->kind));
+      if (a->category == b->category && same_kind)
+        return fail_at(ld, a->line, "plan \"%s\" covers the same category and kind as plan "
+                                    "\"%s\" (line %d)",
+                       a->id, b->id, b->line);
+    }
+  for (int c = 1; lk_category_name((Linkage__V1__Category)c); c++) {
+    size_t i;
+    for (i = 0; i < d->plan_count; i++)
+      if (d->plans[i].category == (Linkage__V1__Category)c && !d->plans[i].kind) break;
+    if (i == d->plan_count)
+      return fail_at(ld, 1, "plans: category %s has no plan (one without \"kind\")",
+                     lk_category_name((Linkage__V1__Category)c));
+  }
+  return LK_OK;
+}
+
+/* Top level: one row per section. */
 
 static int decode_version(struct loader *ld, const struct lk_ynode *v, void *obj,
                           const struct field *f) {
@@ -475,6 +614,7 @@ SECTION_LIST(streets, street_list, streets, street_count)
 SECTION_LIST(communities, community_list, communities, community_count)
 SECTION_LIST(compounds, compound_list, compounds, compound_count)
 SECTION_LIST(units, unit_list, units, unit_count)
+SECTION_LIST(plans, plan_list, plans, plan_count)
 
 static const struct field top_fields[] = {
     {"version", FT_CUSTOM, 0, 1, 0, 0, REF_NONE, decode_version},
@@ -483,6 +623,7 @@ static const struct field top_fields[] = {
     {"communities", FT_CUSTOM, 0, 1, 0, 0, REF_NONE, decode_communities},
     {"compounds", FT_CUSTOM, 0, 1, 0, 0, REF_NONE, decode_compounds},
     {"units", FT_CUSTOM, 0, 1, 0, 0, REF_NONE, decode_units},
+    {"plans", FT_CUSTOM, 0, 1, 0, 0, REF_NONE, decode_plans},
 };
 
 /* ---- references ---------------------------------------------------------- */
@@ -582,6 +723,11 @@ void lk_district_destroy(struct lk_district **pd) {
     free_strings(u->leadership, u->leadership_count);
   }
   free(d->units);
+  for (size_t i = 0; d->plans && i < d->plan_count; i++) {
+    free(d->plans[i].id);
+    free(d->plans[i].kind);
+  }
+  free(d->plans);
   free(d);
   *pd = NULL;
 }
@@ -600,6 +746,7 @@ struct lk_district *lk_district_load(const char *path, char *err, size_t errlen)
     goto fail;
   for (size_t i = 0; i < ld.ref_count; i++)
     if (resolve_ref(&ld, &ld.refs[i]) != LK_OK) goto fail;
+  if (check_plans(&ld) != LK_OK) goto fail;
   free(ld.refs);
   lk_yaml_free(&root);
   return ld.d;

@@ -122,7 +122,7 @@ static const struct {
   int line;
   const char *why;
 } bad[] = {
-    {"bad_unknown_top_key.yaml", 41, "top level: unknown key \"plans\""},
+    {"bad_unknown_top_key.yaml", 41, "top level: unknown key \"rosters\""},
     {"bad_unknown_key.yaml", 29, "building: unknown key \"floor\""},
     {"bad_type_int.yaml", 28, "building: \"floors\" must be an integer, not \"many\""},
     {"bad_type_quoted_int.yaml", 23, "compound: \"residents\" must be an integer"},
