@@ -47,4 +47,9 @@ unsigned lk_ledger_client_pending(const struct lk_ledger_client *c);
 /* Resends and expires requests; call from the service's tick. */
 void lk_ledger_client_tick(struct lk_ledger_client *c, int64_t now_mono_us);
 
+/* Drops every pending request whose callback data is `data`, without calling
+ * back: for an owner of requests (such as a stream) that goes away first.
+ * The client must not be destroyed from inside one of its callbacks. */
+void lk_ledger_client_forget(struct lk_ledger_client *c, void *data);
+
 #endif

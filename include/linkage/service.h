@@ -21,6 +21,7 @@ struct lk_runtime {
   void *config;          /* the daemon's config struct, filled in */
   void *state;           /* the daemon's state, zeroed, service->state_size bytes */
   int stopping;
+  int exit_code;         /* set by lk_service_fail */
 };
 
 struct lk_service {
@@ -48,6 +49,9 @@ int lk_service_run(const struct lk_service *svc, int argc, char **argv);
 
 /* Asks the loop to stop as if SIGTERM had arrived. */
 void lk_service_stop(struct lk_runtime *rt);
+/* Stops the daemon because it cannot go on (a port taken after start-up, say):
+ * the process exits 1 so the supervisor and the operator see a failure. */
+void lk_service_fail(struct lk_runtime *rt);
 
 /* Where control sockets live: $LINKAGE_RUN_DIR or "var/run". */
 const char *lk_run_dir(void);

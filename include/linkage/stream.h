@@ -29,6 +29,8 @@ struct lk_stream_opts {
 
 struct lk_stream *lk_stream_new(uv_loop_t *loop, void *zctx, const struct lk_stream_opts *opts,
                                 lk_stream_cb cb, void *data);
+/* Must not be called from inside the stream's own callback; destroy the
+ * stream before the ledger client it borrows. */
 void lk_stream_destroy(struct lk_stream **s);
 
 /* The last position delivered. */

@@ -69,6 +69,11 @@ void lk_service_stop(struct lk_runtime *rt) {
   if (sk->svc->stop) sk->svc->stop(rt);
 }
 
+void lk_service_fail(struct lk_runtime *rt) {
+  rt->exit_code = 1;
+  lk_service_stop(rt);
+}
+
 static void signal_cb(uv_signal_t *h, int signum) {
   struct skeleton *sk = h->data;
   if (signum == SIGHUP) {
@@ -223,7 +228,7 @@ int lk_service_run(const struct lk_service *svc, int argc, char **argv) {
   if (svc->tick) uv_timer_start(&sk.tick, tick_cb, svc->tick_ms, svc->tick_ms ? svc->tick_ms : 100);
   lk_info("started", "pid=%ld", (long)getpid());
   uv_run(&loop, UV_RUN_DEFAULT);
-  exit_code = 0;
+  exit_code = sk.rt.exit_code;
 
 fail_ctx:
   /* Anything a daemon forgot to close is closed here, so uv_loop_close succeeds. */
