@@ -337,6 +337,9 @@ static struct ledger_item *make_item(const Linkage__V1__Event *ev, const struct 
   case LINKAGE__V1__EVENT__BODY_ESCALATED:
     tier = lk_tier_name(ev->escalated->to_tier);
     break;
+  case LINKAGE__V1__EVENT__BODY_DE_ESCALATED:
+    tier = lk_tier_name(ev->de_escalated->to_tier);
+    break;
   case LINKAGE__V1__EVENT__BODY_SEVERITY_CHANGED:
     severity = lk_severity_name(ev->severity_changed->to_severity);
     break;

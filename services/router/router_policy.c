@@ -156,6 +156,7 @@ uint32_t router_inhibitor(const struct router_state *s, uint32_t slot) {
 
 int router_decide_deadline(const struct router_state *s, const struct lk_deadline *d,
                            int64_t now_us, struct router_decision *out) {
+  memset(out, 0, sizeof *out);
   if (d->owner == 0 || d->owner >= s->count) return 0;
   const struct router_incident *inc = &s->incidents[d->owner];
   if (!router_incident_open(inc) || (inc->flags & RI_PLANNED) || !owed_deadline(inc, d)) return 0;

@@ -82,30 +82,39 @@ static int emit(struct router *r, const struct router_decision *d, uint32_t dead
 
 /* ---- deadlines ---- */
 
-static void fire_due(struct router *r, int64_t now) {
+/* Fires the deadlines due by now, at most a budget per loop turn so that a restart after a long
+ * outage (thousands due at once) does not starve the sockets; returns 1 if more are due. */
+static int fire_due(struct router *r, int64_t now) {
   struct lk_deadline d;
   const struct lk_deadline *top;
+  int budget = 2000;
+  int64_t retry = ((struct router_config *)r->rt->config)->retry_ms * 1000;
   while ((top = lk_heap_peek(&r->state.deadlines)) && top->at_us <= now) {
+    if (budget-- == 0) return 1;
     lk_heap_pop(&r->state.deadlines, &d);
     router_state_fired(&r->state, &d);
     struct router_decision dec;
     if (router_decide_deadline(&r->state, &d, now, &dec)) {
       if (emit(r, &dec, d.kind) != LK_OK) {
         router_state_rearm(&r->state, (uint32_t)d.owner, (enum router_deadline_kind)d.kind,
-                           now + ((struct router_config *)r->rt->config)->retry_ms * 1000);
+                           now + retry);
         continue;
       }
     }
+    /* A recheck is always in the future, or this loop would never end. */
     if (dec.recheck_us > 0)
       router_state_rearm(&r->state, (uint32_t)d.owner, (enum router_deadline_kind)d.kind,
-                         dec.recheck_us);
+                         dec.recheck_us > now ? dec.recheck_us : now + retry);
   }
+  return 0;
 }
 
 static void timer_cb(uv_timer_t *t) {
   struct router *r = t->data;
-  fire_due(r, lk_now_us());
-  arm_timer(r);
+  if (fire_due(r, lk_now_us()))
+    uv_timer_start(&r->timer, timer_cb, 0, 0); /* more are due: go on after the sockets had a turn */
+  else
+    arm_timer(r);
 }
 
 static void arm_timer(struct router *r) {
@@ -116,6 +125,8 @@ static void arm_timer(struct router *r) {
     return;
   }
   int64_t wait_us = top->at_us - lk_now_us();
+  lk_debug("timer armed", "wait_us=%lld owner=%llu kind=%u heap=%zu", (long long)wait_us,
+           (unsigned long long)top->owner, top->kind, r->state.deadlines.count);
   /* Round up to the next millisecond so a deadline never fires early. */
   uint64_t ms = wait_us <= 0 ? 0 : (uint64_t)((wait_us + 999) / 1000);
   uv_timer_start(&r->timer, timer_cb, ms, 0);

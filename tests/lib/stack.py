@@ -41,9 +41,9 @@ for _p in (os.path.join(ROOT, "build", "py"), PY_OUT):  # PY_OUT ends up first
 
 import zmq  # noqa: E402
 
-from linkage.v1 import event_pb2, ledger_pb2, report_pb2  # noqa: E402,F401
+from linkage.v1 import command_pb2, event_pb2, ledger_pb2, report_pb2  # noqa: E402,F401
 
-DAEMONS = ("ledger", "intake")
+DAEMONS = ("ledger", "intake", "router")
 
 
 # ---------------------------------------------------------------- checks
@@ -307,7 +307,9 @@ class Stack:
         self.pg_dir = os.path.join(self.tmp, "pg")
         self.run_dir = os.path.join(self.tmp, "run")
         os.makedirs(self.run_dir)
-        self.ports = dict(zip(("intake", "ledger", "stream"), free_ports(3)))
+        self.ports = dict(zip(("intake", "ledger", "stream", "router"), free_ports(4)))
+        self.router_endpoint = "tcp://127.0.0.1:%d" % self.ports["router"]
+        self.extra_env = {}
         self.intake_endpoint = "tcp://127.0.0.1:%d" % self.ports["intake"]
         self.ledger_endpoint = "tcp://127.0.0.1:%d" % self.ports["ledger"]
         self.stream_endpoint = "tcp://127.0.0.1:%d" % self.ports["stream"]
@@ -329,7 +331,9 @@ class Stack:
             "LINKAGE_INTAKE_ENDPOINT": self.intake_endpoint,
             "LINKAGE_LEDGER_ENDPOINT": self.ledger_endpoint,
             "LINKAGE_LEDGER_STREAM": self.stream_endpoint,
+            "LINKAGE_ROUTER_ENDPOINT": self.router_endpoint,
         })
+        e.update(self.extra_env)
         e.setdefault("LINKAGE_LOG_LEVEL", "info")
         return e
 
@@ -440,10 +444,10 @@ class Stack:
         except OSError:
             return ""
 
-    def start(self):
+    def start(self, daemons=("ledger", "intake")):
         self.start_pg()
-        self.start_daemon("ledger")
-        self.start_daemon("intake")
+        for name in daemons:
+            self.start_daemon(name)
         return self
 
     # -- tools
@@ -456,6 +460,22 @@ class Stack:
 
     def device(self, kind=zmq.DEALER):
         return Device(self.intake_endpoint, kind)
+
+    def command(self, cmd, timeout=10.0):
+        """Sends one linkage.v1.Command to the router; returns the CommandReply or None."""
+        s = zmq.Context.instance().socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(self.router_endpoint)
+        try:
+            s.send_multipart([b"", cmd.SerializeToString()])
+            if not s.poll(int(timeout * 1000)):
+                return None
+            frames = s.recv_multipart()
+            rep = command_pb2.CommandReply()
+            rep.ParseFromString(frames[-1])
+            return rep
+        finally:
+            s.close()
 
     def ledger_socket(self):
         s = zmq.Context.instance().socket(zmq.DEALER)
@@ -515,15 +535,16 @@ def _on_term(signum, frame):
 signal.signal(signal.SIGTERM, _on_term)
 
 
-def main(body, name):
+def main(body, name, daemons=("ledger", "intake"), env=None):
     """Runs body(stack, checks) inside a stack; an exception is one failed
     check. Exits with the checks' code."""
     checks = Checks()
     code = 1
     try:
         with Stack(checks, name) as stack:
+            stack.extra_env.update(env or {})
             try:
-                stack.start()
+                stack.start(daemons)
             except Exception as e:
                 checks.fail("stack starts", e)
                 stack.keep = True
