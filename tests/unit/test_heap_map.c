@@ -14,7 +14,7 @@ LK_TEST(heap_pops_in_deadline_order_with_fifo_ties) {
     LK_CHECK(lk_heap_push(&h, (struct lk_deadline){.at_us = at[i], .owner = i}) != LK_HEAP_NONE);
   struct lk_deadline d;
   int64_t prev = -1;
-  uint64_t tie_owner[3];
+  uint64_t tie_owner[3] = {0};
   int ties = 0, ordered = 1;
   while (lk_heap_pop(&h, &d)) {
     if (d.at_us < prev) ordered = 0;
