@@ -35,7 +35,12 @@ void lk_stream_destroy(struct lk_stream **s);
 
 /* The last position delivered. */
 uint64_t lk_stream_position(const struct lk_stream *s);
-/* 1 while catching up through replays. */
+/* 1 while a replay is in flight. */
 int lk_stream_replaying(const struct lk_stream *s);
+/* 1 once a replay has reached the head the ledger reported with it: from then on
+ * the consumer has seen everything committed before it started. A consumer that
+ * decides on what it folds (the router) waits for this; a replay that fails
+ * (ledger down) does not count. */
+int lk_stream_caught_up(const struct lk_stream *s);
 
 #endif

@@ -22,6 +22,7 @@ struct lk_stream {
   uint64_t pos;
   uint32_t batch;
   int replaying;
+  int caught_up;     /* a replay reached the head the ledger announced with it */
   int replay_failed; /* log a failing replay once, not at every heartbeat */
   lk_stream_cb cb;
   void *data;
@@ -68,6 +69,7 @@ static void replay_cb(void *data, const Linkage__V1__ReplayReply *r) {
     if (c->position != s->pos + 1) break; /* cannot happen with a sane ledger; replay again */
     deliver(s, c->position, c->event.data, c->event.len);
   }
+  if (s->pos >= r->head) s->caught_up = 1;
   if (r->head > s->pos && r->n_events > 0) start_replay(s);
 }
 
@@ -150,3 +152,5 @@ void lk_stream_destroy(struct lk_stream **sp) {
 uint64_t lk_stream_position(const struct lk_stream *s) { return s ? s->pos : 0; }
 
 int lk_stream_replaying(const struct lk_stream *s) { return s ? s->replaying : 0; }
+
+int lk_stream_caught_up(const struct lk_stream *s) { return s ? s->caught_up : 0; }

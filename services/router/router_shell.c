@@ -368,7 +368,7 @@ void router_tick(struct lk_runtime *rt, int64_t now_us) {
   lk_ledger_client_tick(r->ledger, lk_mono_us());
   /* Decisions wait until the state has caught up with the ledger: deciding on a half-folded
    * state would route incidents whose routing is already committed further on. */
-  if (r->caught_up == 0 && !lk_stream_replaying(r->stream)) {
+  if (r->caught_up == 0 && lk_stream_caught_up(r->stream)) {
     lk_info("caught up with the ledger", "position=%llu incidents=%u deadlines=%zu",
             (unsigned long long)r->state.position, r->state.count - 1, r->state.deadlines.count);
     r->resweep = 1;

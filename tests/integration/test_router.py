@@ -3,6 +3,8 @@
 A severity IV latent hazard in a traditional-mode compound is routed to the
 compound tier; left unacknowledged it escalates to community at its deadline,
 then to street; a coordinator's acknowledge stops the acknowledge chain.
+Incidents committed while the router is down (and while it waits for the
+ledger) are routed, once, when it returns.
 Then the router is killed with SIGKILL while a thousand incidents have
 deadlines pending, kept down until about half of them passed, and started
 again: every passed deadline escalates exactly once, none early, none lost.
@@ -205,8 +207,32 @@ def check_restart(st, c):
     c.check(rc.returncode == 0, "verify passes after the restart", rc.stdout + rc.stderr)
 
 
+def check_routed_while_down(st, c):
+    """Guarantee 3: incidents committed while the router was down are routed when it returns,
+    also when it starts before the ledger does."""
+    run = uuid.uuid4().hex[:8]
+    st.kill9("router")
+    reports = [S.make_report("down-%s" % run, i + 1, category=R.PROPERTY_SERVICE,
+                             kind="no_water_%d" % i, severity=R.SEVERITY_IV,
+                             compound="lijinggang", building="%d" % (i + 1)) for i in range(20)]
+    acks = send_all(st, reports[:10])
+    c.eq(len(acks), 10, "reports accepted while the router is down")
+    # Now the ledger goes too, and the router starts first: it must wait, not decide on nothing.
+    st.kill9("ledger")
+    st.start_daemon("router")
+    st.start_daemon("ledger")
+    acks.update(send_all(st, reports[10:]))
+    c.eq(len(acks), 20, "reports accepted after the ledger is back")
+    incs = ["'%s'" % S.incident_id(r.device_id, r.sequence) for r in reports]
+    count = lambda: st.sql("select count(*), count(distinct incident_id) from ledger where "
+                           "type = 'routed' and incident_id in (%s)" % ",".join(incs))[0]
+    c.check(S.wait_until(lambda: count() == ["20", "20"], 20),
+            "every incident committed while the router was down is routed, once", count())
+
+
 def body(st, c):
     check_chain(st, c)
+    check_routed_while_down(st, c)
     check_restart(st, c)
 
 
