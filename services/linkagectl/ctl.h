@@ -25,6 +25,7 @@ struct ctl_config {
   char intake_endpoint[LK_CONFIG_STR];
   char ledger_endpoint[LK_CONFIG_STR];
   char ledger_stream[LK_CONFIG_STR];
+  char router_endpoint[LK_CONFIG_STR];
 };
 
 /* Defaults, then LINKAGE_<KEY>. Returns 0, or prints why and returns -1. */
@@ -70,6 +71,36 @@ int ctl_status_main(int argc, char **argv);
 int ctl_report_main(int argc, char **argv);
 int ctl_verify_main(int argc, char **argv);
 int ctl_tail_main(int argc, char **argv);
+/* ack, escalate, de-escalate, merge, close, note (ctl_incident.c). */
+int ctl_incident_main(int argc, char **argv);
+/* plan declare | plan lift (ctl_incident.c). */
+int ctl_plan_main(int argc, char **argv);
+
+/* ---- coordinator commands (ctl_incident.c) ---- */
+
+/* A point in time from the command line, in microseconds since the epoch:
+ *   "now"                          now_us
+ *   "+MINUTES"                     base_us + MINUTES minutes (a decimal count)
+ *   "2026-11-27T15:00[:SS[.f]]Z"   ISO 8601 in UTC, or with an offset "+08:00"
+ * An ISO time must name its zone: an operator's "15:00" is ambiguous.
+ * Returns 0, or -1 if s is none of these. */
+int ctl_parse_when(const char *s, int64_t now_us, int64_t base_us, int64_t *out);
+
+/* An ISO 8601 date and time with a zone (Z, +HH:MM, +HHMM, -...); 0 or -1. */
+int ctl_parse_iso8601(const char *s, int64_t *out);
+
+/* The actor a command is recorded under: $LINKAGE_ACTOR, else $USER, else
+ * "operator" (empty variables count as unset). */
+const char *ctl_default_actor(void);
+
+/* 16 lower-case hex digits of fresh randomness into out (17 bytes or more):
+ * the command_id, chosen once and kept across retries. 0, or -1. */
+int ctl_command_id(char *out, size_t len);
+
+/* One line for a CommandReply (without the newline), and the exit code:
+ * OK -> 0, REJECTED -> 1, BUSY or anything else -> 75. */
+struct Linkage__V1__CommandReply;
+int ctl_command_outcome(const struct Linkage__V1__CommandReply *rep, char *line, size_t len);
 
 /* ---- supervision decisions (ctl_supervise.c) ---- */
 

@@ -18,6 +18,8 @@ const struct ctl_daemon ctl_daemons[] = {
     /* The ledger first: everyone else appends to it. */
     {"ledger", "linkage-ledger"},
     {"intake", "linkage-intake"},
+    /* The router follows the committed stream and appends its decisions. */
+    {"router", "linkage-router"},
 };
 const size_t ctl_daemon_count = sizeof ctl_daemons / sizeof ctl_daemons[0];
 
@@ -30,6 +32,8 @@ static const struct lk_config_entry ctl_config_table[] = {
      "tcp://127.0.0.1:7010", "the ledger's request endpoint (appends, replays)"},
     {"ledger_stream", LK_CFG_STRING, offsetof(struct ctl_config, ledger_stream), 0, 0,
      "tcp://127.0.0.1:7011", "the ledger's committed stream (PUB)"},
+    {"router_endpoint", LK_CFG_STRING, offsetof(struct ctl_config, router_endpoint), 0, 0,
+     "tcp://127.0.0.1:7003", "the router's endpoint for coordinator commands"},
 };
 
 int ctl_config_load(struct ctl_config *cfg) {

@@ -17,6 +17,13 @@ static const struct ctl_command commands[] = {
     {"report", ctl_report_main, "send one Report to intake, as a device would"},
     {"verify", ctl_verify_main, "walk the ledger's hash chain and name the first bad row"},
     {"tail", ctl_tail_main, "print committed events as they arrive"},
+    {"ack", ctl_incident_main, "acknowledge an incident (coordinator command to the router)"},
+    {"escalate", ctl_incident_main, "move an incident one tier up now"},
+    {"de-escalate", ctl_incident_main, "move an incident one tier down"},
+    {"merge", ctl_incident_main, "join an incident into another"},
+    {"close", ctl_incident_main, "close an incident, with a reason"},
+    {"note", ctl_incident_main, "add a note to an incident's timeline"},
+    {"plan", ctl_plan_main, "declare or lift a planned-work window"},
 };
 
 static void print_help(FILE *out) {
@@ -31,7 +38,7 @@ static void print_help(FILE *out) {
                "\n"
                "COMMANDS\n");
   for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
-    fprintf(out, "    %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "    %-12s %s\n", commands[i].name, commands[i].summary);
   fprintf(
       out,
       "\n"
@@ -41,6 +48,8 @@ static void print_help(FILE *out) {
       "    LINKAGE_INTAKE_ENDPOINT  intake's device endpoint (default tcp://127.0.0.1:7001)\n"
       "    LINKAGE_LEDGER_ENDPOINT  the ledger's request endpoint (default tcp://127.0.0.1:7010)\n"
       "    LINKAGE_LEDGER_STREAM    the ledger's committed stream (default tcp://127.0.0.1:7011)\n"
+      "    LINKAGE_ROUTER_ENDPOINT  the router's command endpoint (default tcp://127.0.0.1:7003)\n"
+      "    LINKAGE_ACTOR            the coordinator commands act as (default $USER)\n"
       "    LINKAGE_RUN_DIR          where control sockets live (default var/run)\n"
       "    LINKAGE_LOG_LEVEL        debug, info, warn or error\n"
       "\n"
