@@ -61,7 +61,10 @@ static int decide_planned(const struct router_state *s, const Linkage__V1__Comma
     snprintf(out->reason, sizeof out->reason, "%s", l->reason);
     snprintf(out->incident_id, sizeof out->incident_id, "plan-%s", w->id);
   }
-  lk_event_id(out->event_id, sizeof out->event_id, out->incident_id, out->type, NULL, 0);
+  /* The command id in the event id makes a retried declare or lift answer OK, not "already". */
+  char qualifier[80];
+  snprintf(qualifier, sizeof qualifier, "cmd-%s", cmd->command_id);
+  lk_event_id(out->event_id, sizeof out->event_id, out->incident_id, out->type, qualifier, 0);
   return LK_OK;
 }
 

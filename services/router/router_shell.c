@@ -134,20 +134,25 @@ static void arm_timer(struct router *r) {
 
 /* ---- the committed stream ---- */
 
-static void remember_command(struct router *r, const char *event_id) {
+static void remember_command(struct router *r, const char *event_id, uint64_t position) {
   const char *p = strstr(event_id, "/cmd-");
-  if (!p) return;
   uint64_t ignored;
-  if (lk_map_get(&r->recent_commands, p + 5, &ignored)) return;
-  char **slot = &r->recent_ring[r->recent_next];
-  if (*slot) {
-    lk_map_del(&r->recent_commands, *slot);
-    free(*slot);
+  if (!p || lk_map_get(&r->recent_commands, p + 5, &ignored)) return;
+  struct router_recent_command *e = &r->recent_ring[r->recent_next];
+  if (e->command_id) {
+    lk_map_del(&r->recent_commands, e->command_id);
+    free(e->command_id);
+    free(e->event_id);
   }
-  *slot = strdup(p + 5);
-  if (*slot && lk_map_put(&r->recent_commands, *slot, 1) != LK_OK) {
-    free(*slot);
-    *slot = NULL;
+  e->command_id = strdup(p + 5);
+  e->event_id = strdup(event_id);
+  e->position = position;
+  if (!e->command_id || !e->event_id ||
+      lk_map_put(&r->recent_commands, e->command_id, r->recent_next) != LK_OK) {
+    free(e->command_id);
+    free(e->event_id);
+    memset(e, 0, sizeof *e);
+    return;
   }
   r->recent_next = (r->recent_next + 1) % ROUTER_RECENT_COMMANDS;
 }
@@ -182,7 +187,7 @@ static void on_committed(void *data, uint64_t position, const Linkage__V1__Event
   (void)bytes;
   (void)len;
   uint32_t slot = router_state_apply(&r->state, position, ev);
-  remember_command(r, ev->event_id);
+  remember_command(r, ev->event_id, position);
   if (r->caught_up == 2 && slot) {
     follow_up(r, slot, ev, lk_now_us());
   }
@@ -288,13 +293,18 @@ static void on_command(struct lk_zsock *s, struct lk_frames *m, void *data) {
                        "the router is catching up with the ledger; retry shortly");
     free(pc);
   } else if (lk_map_get(&r->recent_commands, cmd->command_id, &seen)) {
-    /* Already committed: the same command again answers as it did. */
+    /* Already committed: the same command again answers as it did, before the state (which
+     * may now refuse it: closing a closed incident) is asked. */
+    const struct router_recent_command *e = &r->recent_ring[seen];
     r->commands_ok++;
-    send_command_reply(r, pc, LINKAGE__V1__COMMAND_REPLY__STATUS__OK, NULL, 0, NULL);
+    send_command_reply(r, pc, LINKAGE__V1__COMMAND_REPLY__STATUS__OK, e->event_id, e->position,
+                       NULL);
     free(pc);
   } else if (router_decide_command(&r->state, cmd, lk_now_us(), &d, err, sizeof err) != LK_OK) {
+    char q[600];
     r->commands_rejected++;
-    lk_info("command rejected", "command_id=%s err=\"%s\"", pc->command_id, err);
+    lk_info("command rejected", "command_id=%s err=\"%s\"", pc->command_id,
+            lk_log_quote(q, sizeof q, err));
     send_command_reply(r, pc, LINKAGE__V1__COMMAND_REPLY__STATUS__REJECTED, NULL, 0, err);
     free(pc);
   } else {
@@ -399,7 +409,10 @@ void router_stop(struct lk_runtime *rt) {
   lk_stream_destroy(&r->stream);
   lk_ledger_client_destroy(&r->ledger);
   if (r->recent_ring) {
-    for (uint32_t i = 0; i < ROUTER_RECENT_COMMANDS; i++) free(r->recent_ring[i]);
+    for (uint32_t i = 0; i < ROUTER_RECENT_COMMANDS; i++) {
+      free(r->recent_ring[i].command_id);
+      free(r->recent_ring[i].event_id);
+    }
     free(r->recent_ring);
   }
   lk_map_close(&r->recent_commands);

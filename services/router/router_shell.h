@@ -27,6 +27,12 @@ struct router_config {
 
 #define ROUTER_RECENT_COMMANDS 65536
 
+struct router_recent_command {
+  char *command_id; /* owned; NULL when the entry is free */
+  char *event_id;   /* owned */
+  uint64_t position;
+};
+
 struct router {
   struct lk_runtime *rt;
   struct lk_district *district;
@@ -40,8 +46,8 @@ struct router {
   int resweep;   /* look for incidents that still need a routing or merge decision */
   /* Command ids already committed (from event ids ".../cmd-<id>"), so a retried command that
    * the state would now refuse (closing a closed incident) still answers OK. Bounded FIFO. */
-  struct lk_map recent_commands;
-  char **recent_ring;
+  struct lk_map recent_commands;              /* command id -> index in recent_ring */
+  struct router_recent_command *recent_ring;  /* ROUTER_RECENT_COMMANDS entries, FIFO */
   uint32_t recent_next;
   uint64_t routed, merged, escalated, overdue, suppressed, commands_ok, commands_rejected;
   uint64_t decisions_retried;

@@ -134,8 +134,33 @@ def check_chain(st, c):
     c.eq(reply and reply.status, command_pb2.CommandReply.REJECTED, "unknown incident rejected")
     c.check(reply is not None and "unknown incident" in reply.error, "with a clear error",
             reply and reply.error)
-    reply = command(st, inc2, close=command_pb2.CloseCommand(reason="crack sealed, checked"))
+    close = command_pb2.Command(command_id="close-" + run, actor="zhang-wei", incident_id=inc2,
+                                close=command_pb2.CloseCommand(reason="crack sealed, checked"))
+    reply = st.command(close)
     c.eq(reply and reply.status, command_pb2.CommandReply.OK, "close answers OK")
+    # The same command again (a client retrying after a lost reply) answers as the first did,
+    # although the incident is now closed, and writes nothing.
+    S.wait_until(lambda: st.scalar("select count(*) from ledger where incident_id = '%s' and "
+                                   "type = 'closed'" % inc2) == "1", 5)
+    again = st.command(close)
+    c.eq(again and (again.status, again.event_id, again.position),
+         reply and (command_pb2.CommandReply.OK, reply.event_id, reply.position),
+         "a retried command answers OK with the same event and position")
+    c.eq(st.scalar("select count(*) from ledger where incident_id = '%s' and type = 'closed'" %
+                   inc2), "1", "and writes nothing")
+    now = int(time.time() * 1e6)
+    declare = command_pb2.Command(
+        command_id="plan-" + run, actor="zhang-wei",
+        declare_planned_work=event_pb2.PlannedWork(window_id="w-" + run, compound_id="lijinggang",
+                                                   kind="no_water", from_us=now,
+                                                   to_us=now + 3600 * 10**6, reason="pipe works"))
+    first, second = st.command(declare), None
+    S.wait_until(lambda: st.scalar("select count(*) from ledger where incident_id = 'plan-w-%s'" %
+                                   run) == "1", 5)
+    second = st.command(declare)
+    c.eq((first and first.status, second and second.status),
+         (command_pb2.CommandReply.OK, command_pb2.CommandReply.OK),
+         "a retried planned-work declaration answers OK twice")
     reply = command(st, inc2, escalate=command_pb2.EscalateCommand(reason="again"))
     c.eq(reply and reply.status, command_pb2.CommandReply.REJECTED, "a closed incident refuses")
     c.check(reply is not None and "closed" in reply.error, "saying it is closed",
