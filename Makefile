@@ -30,13 +30,20 @@ PROGRAMS := $(addprefix $(BIN)/linkage-,$(DAEMONS)) $(BIN)/linkagectl
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
+# Fuzz targets: tests/fuzz/fuzz_<name>.c. `make test` replays each one's corpus through
+# $(BUILD)/tests/fuzz_replay_<name> (the normal toolchain, sanitised under `make asan`);
+# `make fuzz` builds them with clang and libFuzzer into build-fuzz/ (tests/fuzz/run-fuzz.sh).
+FUZZ_SRC    := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_REPLAY := $(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/tests/fuzz_replay_%,$(FUZZ_SRC))
+FUZZ_BIN    := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+
 BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps run test unit bench asan fuzz format lint clean
+.PHONY: all deps run test unit bench asan fuzz fuzz-bins format lint clean
 .SECONDARY:
 
-all: $(PROGRAMS) $(UNIT_BIN) $(BENCH_BIN)
+all: $(PROGRAMS) $(UNIT_BIN) $(BENCH_BIN) $(FUZZ_REPLAY)
 
 deps:
 	@deploy/install-deps.sh
@@ -80,9 +87,23 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/lk_test.h $(LIB) $(SVC_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Itests/unit -Iservices $< $(SVC_LIBS) $(LIB) $(LDFLAGS_ALL) $(PKG_LIBS) -o $@
 
-$(BUILD)/bench/%: tests/bench/%.c $(LIB)
+$(BUILD)/tests/fuzz_replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(wildcard tests/fuzz/*.h) $(LIB) $(SVC_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $< $(LIB) $(LDFLAGS_ALL) $(PKG_LIBS) -o $@
+	$(CC) $(CFLAGS_ALL) -Itests/fuzz -Iservices -DFUZZ_NAME='"$*"' $< tests/fuzz/replay.c \
+	  $(SVC_LIBS) $(LIB) $(LDFLAGS_ALL) $(PKG_LIBS) -o $@
+
+# Only with CC=clang and SAN holding -fsanitize=fuzzer-no-link (run-fuzz.sh sets both).
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h) $(LIB) $(SVC_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -fsanitize=fuzzer -Itests/fuzz -Iservices $< \
+	  $(SVC_LIBS) $(LIB) $(LDFLAGS_ALL) -fsanitize=fuzzer $(PKG_LIBS) -o $@
+
+fuzz-bins: $(FUZZ_BIN)
+
+# Benchmarks may use a daemon's core (e.g. the ledger's row encoder) through its archive.
+$(BUILD)/bench/%: tests/bench/%.c $(wildcard tests/bench/*.h) $(LIB) $(SVC_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Iservices $< $(SVC_LIBS) $(LIB) $(LDFLAGS_ALL) $(PKG_LIBS) -o $@
 
 # The Python clients are built by stock protoc from the same .proto files.
 $(BUILD)/py/linkage/v1/report_pb2.py: $(PROTOS)
@@ -106,8 +127,9 @@ asan:
 	$(MAKE) BUILD=build-asan BIN=build-asan/bin OPT="-O1 -g -fno-omit-frame-pointer" \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
 
+FUZZ_SECONDS ?= 60
 fuzz: deps
-	@tests/fuzz/run-fuzz.sh
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run-fuzz.sh
 
 format:
 	clang-format -i $(shell find services include tests -name '*.[ch]')
@@ -119,6 +141,6 @@ lint: all
 	  $(CSTD) -Iinclude -I$(BUILD)/gen $(PKG_CFLAGS)
 
 clean:
-	rm -rf build build-asan bin
+	rm -rf build build-asan build-fuzz bin
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

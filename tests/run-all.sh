@@ -78,6 +78,11 @@ for t in "$BUILD"/tests/test_*; do
   found=1
   run "unit/$(basename "$t")" 120 "$t"
 done
+# The fuzz targets over their committed corpora (tests/fuzz/replay.c), as unit tests.
+for t in "$BUILD"/tests/fuzz_replay_*; do
+  [ -f "$t" ] && [ -x "$t" ] || continue
+  run "fuzz/$(basename "$t")" 120 "$t"
+done
 if [ "$found" -eq 0 ]; then
   echo "no unit test binaries under $BUILD/tests (run make first)"
   total_fail=$((total_fail + 1))

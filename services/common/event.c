@@ -177,6 +177,48 @@ static int id_ok(const char *s, size_t max) {
   return 1;
 }
 
+/* The values every consumer indexes tables with: an event the ledger commits is folded by every
+ * service, so an out-of-range enum must stop here, not in each of them. */
+static int check_body(const Linkage__V1__Event *ev, char *err, size_t errlen) {
+  const char *bad = NULL;
+  switch (ev->body_case) {
+  case LINKAGE__V1__EVENT__BODY_REPORTED: {
+    const Linkage__V1__Report *r = ev->reported->report;
+    if (!r || !r->location) bad = "reported needs a report with a location";
+    else if (!lk_category_name(r->category)) bad = "reported: category is not a known category";
+    else if (!lk_severity_name(r->severity)) bad = "reported: severity is not I, II, III or IV";
+    break;
+  }
+  case LINKAGE__V1__EVENT__BODY_ROUTED:
+    if (!lk_tier_name(ev->routed->tier)) bad = "routed: tier is not a known tier";
+    break;
+  case LINKAGE__V1__EVENT__BODY_ESCALATED:
+  case LINKAGE__V1__EVENT__BODY_DE_ESCALATED: {
+    const Linkage__V1__Escalated *e =
+        ev->body_case == LINKAGE__V1__EVENT__BODY_ESCALATED ? ev->escalated : ev->de_escalated;
+    if (!lk_tier_name(e->from_tier) || !lk_tier_name(e->to_tier))
+      bad = "escalated: from_tier and to_tier must be known tiers";
+    break;
+  }
+  case LINKAGE__V1__EVENT__BODY_SEVERITY_CHANGED:
+    if (!lk_severity_name(ev->severity_changed->from_severity) ||
+        !lk_severity_name(ev->severity_changed->to_severity))
+      bad = "severity_changed: severities must be I, II, III or IV";
+    break;
+  case LINKAGE__V1__EVENT__BODY_OVERDUE:
+    if (!lk_tier_name(ev->overdue->tier)) bad = "overdue: tier is not a known tier";
+    break;
+  case LINKAGE__V1__EVENT__BODY_MERGED:
+    if (!id_ok(ev->merged->into_incident_id, LK_ID_MAX - 1))
+      bad = "merged: into_incident_id must be an incident id";
+    break;
+  default: break;
+  }
+  if (!bad) return LK_OK;
+  snprintf(err, errlen, "%s", bad);
+  return LK_EINVAL;
+}
+
 int lk_event_check(const Linkage__V1__Event *ev, char *err, size_t errlen) {
   if (!id_ok(ev->event_id, 255)) {
     snprintf(err, errlen, "event_id must be 1-255 printable ASCII characters without spaces");
@@ -203,5 +245,5 @@ int lk_event_check(const Linkage__V1__Event *ev, char *err, size_t errlen) {
     snprintf(err, errlen, "actor must be UTF-8, at most 255 bytes");
     return LK_EINVAL;
   }
-  return LK_OK;
+  return check_body(ev, err, errlen);
 }

@@ -138,7 +138,11 @@ void router_state_fired(struct router_state *s, const struct lk_deadline *d) {
 static uint32_t add_incident(struct router_state *s, const Linkage__V1__Event *ev) {
   const Linkage__V1__Report *r = ev->reported->report;
   const Linkage__V1__Location *loc = r ? r->location : NULL;
-  if (!r || !loc || !s->district) return 0;
+  /* The ledger checks these (lk_event_check); a ledger written by something else must still not
+   * make us index the plan tables out of range. */
+  if (!r || !loc || !s->district || !lk_category_name(r->category) ||
+      !lk_severity_name(r->severity))
+    return 0;
   const struct lk_compound *c = lk_district_compound(s->district, loc->compound_id);
   if (!c) return 0;
   if (s->count == s->cap) {
@@ -251,7 +255,9 @@ static void retier(struct router_state *s, uint32_t slot, Linkage__V1__Tier tier
 
 uint32_t router_state_apply(struct router_state *s, uint64_t position,
                             const Linkage__V1__Event *ev) {
+  char why[128];
   if (position > s->position) s->position = position;
+  if (lk_event_check(ev, why, sizeof why) != LK_OK) return 0; /* nothing a fold may trust */
   uint32_t slot = slot_of(s, ev->incident_id);
   struct router_incident *inc = slot ? &s->incidents[slot] : NULL;
 

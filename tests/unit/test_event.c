@@ -64,11 +64,16 @@ LK_TEST(utf8_validation) {
   LK_CHECK(!lk_utf8_valid("a\x80", 2));
 }
 
+static Linkage__V1__Location fixture_location = LINKAGE__V1__LOCATION__INIT;
+
 static void fill_reported(Linkage__V1__Event *ev, Linkage__V1__Reported *rep,
                           Linkage__V1__Report *r) {
   linkage__v1__event__init(ev);
   linkage__v1__reported__init(rep);
   linkage__v1__report__init(r);
+  r->location = &fixture_location;
+  r->category = LINKAGE__V1__CATEGORY__LATENT_HAZARD;
+  r->severity = LINKAGE__V1__SEVERITY__SEVERITY_IV;
   rep->report = r;
   ev->event_id = "inc-1/reported";
   ev->incident_id = "inc-1";
@@ -103,6 +108,35 @@ LK_TEST(event_check_rules) {
   fill_reported(&ev, &rep, &r);
   ev.actor = "\xff";
   LK_CHECK_EQ_INT(lk_event_check(&ev, err, sizeof err), LK_EINVAL);
+  /* Body values every consumer indexes tables with (found by fuzzing the router's fold). */
+  fill_reported(&ev, &rep, &r);
+  r.severity = (Linkage__V1__Severity)36;
+  LK_CHECK_EQ_INT(lk_event_check(&ev, err, sizeof err), LK_EINVAL);
+  LK_CHECK_CONTAINS(err, "severity");
+  fill_reported(&ev, &rep, &r);
+  r.category = (Linkage__V1__Category)0;
+  LK_CHECK_EQ_INT(lk_event_check(&ev, err, sizeof err), LK_EINVAL);
+  fill_reported(&ev, &rep, &r);
+  r.location = NULL;
+  LK_CHECK_EQ_INT(lk_event_check(&ev, err, sizeof err), LK_EINVAL);
+  Linkage__V1__SeverityChanged sc = LINKAGE__V1__SEVERITY_CHANGED__INIT;
+  fill_reported(&ev, &rep, &r);
+  ev.type = LINKAGE__V1__EVENT_TYPE__SEVERITY_CHANGED;
+  ev.body_case = LINKAGE__V1__EVENT__BODY_SEVERITY_CHANGED;
+  ev.severity_changed = &sc;
+  sc.from_severity = LINKAGE__V1__SEVERITY__SEVERITY_IV;
+  sc.to_severity = (Linkage__V1__Severity)64;
+  LK_CHECK_EQ_INT(lk_event_check(&ev, err, sizeof err), LK_EINVAL);
+  sc.to_severity = LINKAGE__V1__SEVERITY__SEVERITY_III;
+  LK_CHECK_EQ_INT(lk_event_check(&ev, err, sizeof err), LK_OK);
+  Linkage__V1__Escalated es = LINKAGE__V1__ESCALATED__INIT;
+  ev.type = LINKAGE__V1__EVENT_TYPE__ESCALATED;
+  ev.body_case = LINKAGE__V1__EVENT__BODY_ESCALATED;
+  ev.escalated = &es;
+  es.from_tier = LINKAGE__V1__TIER__COMPOUND;
+  es.to_tier = (Linkage__V1__Tier)9;
+  LK_CHECK_EQ_INT(lk_event_check(&ev, err, sizeof err), LK_EINVAL);
+  LK_CHECK_CONTAINS(err, "tier");
 }
 
 LK_TEST(chain_hash_binds_prev_position_and_bytes) {
