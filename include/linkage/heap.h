@@ -33,7 +33,10 @@ void lk_heap_close(struct lk_heap *h);
 
 /* Adds a deadline; returns its handle, or LK_HEAP_NONE on ENOMEM. */
 uint32_t lk_heap_push(struct lk_heap *h, struct lk_deadline d);
-/* Removes the entry with this handle (no-op for LK_HEAP_NONE or a stale handle). */
+/* Removes the entry with this handle; no-op for LK_HEAP_NONE or a handle not in
+ * use. Handles are reused once their entry is popped or removed, so the caller
+ * must forget a handle at that moment (set it to LK_HEAP_NONE): a remembered
+ * old handle may name somebody else's deadline by then. */
 void lk_heap_remove(struct lk_heap *h, uint32_t handle);
 /* The earliest entry, or NULL when empty. Borrowed. */
 const struct lk_deadline *lk_heap_peek(const struct lk_heap *h);

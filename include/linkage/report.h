@@ -2,6 +2,7 @@
 #define LINKAGE_REPORT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "linkage/district.h"
 #include "linkage/event.h"
@@ -21,5 +22,11 @@
  * d == NULL the compound is not looked up. */
 int lk_report_check(const Linkage__V1__Report *r, const struct lk_district *d, char *err,
                     size_t errlen);
+
+/* protobuf-c hands string fields over as C strings, so a NUL byte inside one
+ * silently cuts it short ("ab\0X" would be device "ab"). Walks the encoded
+ * Report (already known to unpack) and returns LK_EINVAL, naming the field, if
+ * any string field of it or of its Location holds a NUL byte. */
+int lk_report_wire_check(const uint8_t *buf, size_t len, char *err, size_t errlen);
 
 #endif

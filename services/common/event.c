@@ -185,6 +185,9 @@ static int check_body(const Linkage__V1__Event *ev, char *err, size_t errlen) {
   case LINKAGE__V1__EVENT__BODY_REPORTED: {
     const Linkage__V1__Report *r = ev->reported->report;
     if (!r || !r->location) bad = "reported needs a report with a location";
+    /* It becomes a text column: bytes PostgreSQL refuses would stall the whole batch. */
+    else if (!id_ok(r->location->compound_id, 64))
+      bad = "reported: location.compound_id must be 1-64 printable ASCII characters";
     else if (!lk_category_name(r->category)) bad = "reported: category is not a known category";
     else if (!lk_severity_name(r->severity)) bad = "reported: severity is not I, II, III or IV";
     break;

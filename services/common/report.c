@@ -129,3 +129,73 @@ int lk_report_check(const Linkage__V1__Report *r, const struct lk_district *d, c
   if (r->observed_at_us < 0) add(&p, "observed_at_us must be >= 0");
   return p.count == 0 ? LK_OK : LK_EINVAL;
 }
+
+/* ---- the wire: NUL bytes inside string fields ---- */
+
+static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *out) {
+  uint64_t v = 0;
+  for (int shift = 0; *p < end && shift < 64; shift += 7) {
+    uint8_t b = *(*p)++;
+    v |= (uint64_t)(b & 0x7f) << shift;
+    if (!(b & 0x80)) {
+      *out = v;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+struct wire_strings {
+  const char *const *names; /* names[field] for string fields, NULL otherwise */
+  size_t count;
+  uint32_t nested_field;    /* a message field whose strings are checked too (0: none) */
+  const struct wire_strings *nested;
+};
+
+/* Looks at every length-delimited field, every occurrence of it (protobuf merges repeated
+ * occurrences of a message field, so a NUL in any of them can survive). -1 if malformed. */
+static int walk_fields(const uint8_t *buf, size_t len, const struct wire_strings *w,
+                       const char **bad) {
+  const uint8_t *p = buf, *end = buf + len;
+  while (p < end) {
+    uint64_t key, n;
+    if (read_varint(&p, end, &key)) return -1;
+    uint32_t field = (uint32_t)(key >> 3);
+    switch (key & 7) {
+    case 0:
+      if (read_varint(&p, end, &n)) return -1;
+      break;
+    case 1:
+      if (end - p < 8) return -1;
+      p += 8;
+      break;
+    case 5:
+      if (end - p < 4) return -1;
+      p += 4;
+      break;
+    case 2:
+      if (read_varint(&p, end, &n) || n > (uint64_t)(end - p)) return -1;
+      if (field < w->count && w->names[field] && memchr(p, 0, (size_t)n)) *bad = w->names[field];
+      if (w->nested && field == w->nested_field && walk_fields(p, (size_t)n, w->nested, bad))
+        return -1;
+      p += n;
+      break;
+    default: return -1;
+    }
+  }
+  return 0;
+}
+
+int lk_report_wire_check(const uint8_t *buf, size_t len, char *err, size_t errlen) {
+  static const char *const location_names[] = {NULL, "location.compound_id", "location.building",
+                                               "location.unit"};
+  static const struct wire_strings location = {location_names, 4, 0, NULL};
+  static const char *const report_names[] = {NULL, "device_id", NULL, NULL, "kind",
+                                             NULL, NULL,        "description"};
+  static const struct wire_strings report = {report_names, 8, 6, &location};
+  const char *bad = NULL;
+  walk_fields(buf, len, &report, &bad);
+  if (!bad) return LK_OK;
+  snprintf(err, errlen, "%s holds a NUL byte", bad);
+  return LK_EINVAL;
+}

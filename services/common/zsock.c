@@ -85,7 +85,11 @@ static void poll_cb(uv_poll_t *h, int status, int events) {
   struct lk_zsock *s = h->data;
   (void)events;
   if (status < 0) {
-    lk_error("poll failed", "socket=%s err=\"%s\"", s->name, uv_strerror(status));
+    /* The fd is libzmq's; an error here will not clear by itself. Stop watching rather than
+     * log forever; the socket's owner sees no more messages and its peers time out. */
+    lk_error("poll failed; socket no longer watched", "socket=%s err=\"%s\"", s->name,
+             uv_strerror(status));
+    uv_poll_stop(&s->poll);
     return;
   }
   drain(s);

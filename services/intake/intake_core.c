@@ -44,7 +44,8 @@ enum intake_verdict intake_core_admit(const struct intake_limits *lim, const str
   ack->sequence = r->sequence;
 
   char why[INTAKE_ERROR_MAX];
-  if (lk_report_check(r, d, why, sizeof(why)) != LK_OK) {
+  if (lk_report_wire_check(body, len, why, sizeof why) != LK_OK ||
+      lk_report_check(r, d, why, sizeof(why)) != LK_OK) {
     linkage__v1__report__free_unpacked(r, NULL);
     return reject(ack, "%s", why);
   }

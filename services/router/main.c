@@ -4,10 +4,11 @@
  * timer over the deadline heap, and the coordinators' command socket. Every
  * decision is made in router_policy.c / router_command.c.
  *
- * Memory: one struct router_incident (about 150 bytes plus its id, kind and
- * building strings) per incident ever seen, the deadline heap (24 bytes and
- * three handles per open deadline), the ledger client's bounded pending table
- * and the bounded list of recent command ids. */
+ * Memory: about 500 bytes per incident ever seen (make bench measures it: the
+ * struct, its id, kind and building strings, its reporters, its map entry and
+ * two heap entries), the ledger client's bounded pending table and the
+ * bounded list of recent command ids. Closed incidents stay (a command on
+ * them must answer "closed", not "unknown"). */
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>

@@ -59,10 +59,13 @@ struct router_incident {
   uint16_t severity_changes;
   double lat, lon;
   int64_t reported_at_us;
+  uint64_t reported_position; /* where its `reported` event sits in the ledger */
+  uint64_t ended_position;    /* where it was closed, resolved or merged; 0 while open */
   int64_t ack_by_us, resolve_by_us;
   int64_t severity_changed_at_us;
   uint32_t ack_handle, resolve_handle; /* in the deadline heap, or LK_HEAP_NONE */
-  uint32_t next_in_bucket;             /* next incident of the same compound and kind, or 0 */
+  uint32_t next_in_bucket;             /* next (older) incident of the same compound and kind */
+  uint32_t prev_in_bucket;             /* previous (newer) one, or 0 when first */
   struct router_reporter *reporters;   /* distinct devices that reported it (merges included) */
   uint32_t reporter_count, reporter_cap;
 };

@@ -100,9 +100,13 @@ int router_decide_new(const struct router_state *s, uint32_t slot, int64_t now_u
   for (uint32_t i = (uint32_t)head; i && s->policy.merge_window_us > 0;
        i = s->incidents[i].next_in_bucket) {
     const struct router_incident *o = &s->incidents[i];
-    if (i == slot || !router_incident_open(o) || o->category != inc->category) continue;
-    if (o->reported_at_us > inc->reported_at_us) continue;
+    /* Open as of this report's place in the ledger, not as of now: a router that decides late
+     * (after a restart) must choose what the live one chose, or both a merge and a routing
+     * could end up committed. */
+    int open_then = !o->ended_position || o->ended_position > inc->reported_position;
+    if (i == slot || o->reported_at_us > inc->reported_at_us) continue;
     if (inc->reported_at_us - o->reported_at_us > s->policy.merge_window_us) break;
+    if (!open_then || o->category != inc->category) continue;
     if (near_enough(s, o, inc)) target = o;
   }
   if (target) {

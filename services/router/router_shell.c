@@ -37,7 +37,11 @@ static const char *svc_actor = "svc:router";
 static void decision_done_cb(void *data, const Linkage__V1__AppendReply *reply) {
   struct pending_decision *p = data;
   struct router *r = p->r;
-  if (p->slot && p->slot < r->state.count) r->state.incidents[p->slot].flags &= ~(uint32_t)RI_INFLIGHT;
+  /* COMMITTED: the decision stays in flight until its event is folded (the reply and the
+   * stream are separate sockets; in between, the state does not show it yet). */
+  if (p->slot && p->slot < r->state.count &&
+      reply->status != LINKAGE__V1__APPEND_REPLY__STATUS__COMMITTED)
+    r->state.incidents[p->slot].flags &= ~(uint32_t)RI_INFLIGHT;
   if (reply->status != LINKAGE__V1__APPEND_REPLY__STATUS__COMMITTED &&
       reply->status != LINKAGE__V1__APPEND_REPLY__STATUS__DUPLICATE) {
     lk_warn("decision not committed; will retry", "event_id=%s status=%d err=\"%s\"",
@@ -172,11 +176,6 @@ static void follow_up(struct router *r, uint32_t slot, const Linkage__V1__Event 
   case LINKAGE__V1__EVENT__BODY_SEVERITY_CHANGED:
     if (router_decide_severity(&r->state, slot, now, &d)) emit(r, &d, 0);
     break;
-  case LINKAGE__V1__EVENT__BODY_NO_UNIT_AVAILABLE:
-    /* Dispatch found nobody at this tier: escalate at once, as if the acknowledge deadline passed. */
-    router_state_rearm(&r->state, slot, ROUTER_DEADLINE_ACKNOWLEDGE, now);
-    r->state.incidents[slot].ack_by_us = now;
-    break;
   default: break;
   }
 }
@@ -194,13 +193,19 @@ static void on_committed(void *data, uint64_t position, const Linkage__V1__Event
   if (r->caught_up == 2) arm_timer(r);
 }
 
-/* After catching up: decide for every incident that was reported while we were away, in the
- * order they were reported, then let the timer fire every deadline that passed meanwhile. */
+/* After catching up: make every decision the events folded while we were away (or replaying)
+ * ask for, in the order the incidents were reported: routing or merging new incidents, raising
+ * severity after merges, escalating after a raised severity. Each decision's id is derived from
+ * the state, so one already committed is a duplicate. Then the timer fires every deadline that
+ * passed meanwhile. */
 static void sweep(struct router *r) {
   int64_t now = lk_now_us();
   struct router_decision d;
   for (uint32_t slot = 1; slot < r->state.count; slot++) {
-    if (router_decide_new(&r->state, slot, now, &d) && emit(r, &d, 0) != LK_OK) {
+    if ((router_decide_new(&r->state, slot, now, &d) ||
+         router_decide_reporters(&r->state, slot, now, &d) ||
+         router_decide_severity(&r->state, slot, now, &d)) &&
+        emit(r, &d, 0) != LK_OK) {
       r->resweep = 1; /* the ledger client is full: the next tick goes on */
       break;
     }
@@ -254,6 +259,11 @@ static void command_done_cb(void *data, const Linkage__V1__AppendReply *reply) {
   free(pc);
 }
 
+static int inflight(struct router *r, const char *incident_id) {
+  const struct router_incident *inc = router_incident_get(&r->state, incident_id);
+  return inc && (inc->flags & RI_INFLIGHT);
+}
+
 static void on_command(struct lk_zsock *s, struct lk_frames *m, void *data) {
   struct router *r = data;
   (void)s;
@@ -291,6 +301,11 @@ static void on_command(struct lk_zsock *s, struct lk_frames *m, void *data) {
   if (r->caught_up < 2) {
     send_command_reply(r, pc, LINKAGE__V1__COMMAND_REPLY__STATUS__BUSY, NULL, 0,
                        "the router is catching up with the ledger; retry shortly");
+    free(pc);
+  } else if (inflight(r, cmd->incident_id)) {
+    /* A decision of ours is about to change this incident: decide on the state after it. */
+    send_command_reply(r, pc, LINKAGE__V1__COMMAND_REPLY__STATUS__BUSY, NULL, 0,
+                       "the incident is changing; retry shortly");
     free(pc);
   } else if (lk_map_get(&r->recent_commands, cmd->command_id, &seen)) {
     /* Already committed: the same command again answers as it did, before the state (which

@@ -166,6 +166,7 @@ static uint32_t add_incident(struct router_state *s, const Linkage__V1__Event *e
   inc->lat = loc->lat;
   inc->lon = loc->lon;
   inc->reported_at_us = ev->at_us;
+  inc->reported_position = s->position;
   inc->ack_handle = inc->resolve_handle = LK_HEAP_NONE;
   if (add_reporter(inc, (struct router_reporter){hash_device(r->device_id), ev->at_us}) != LK_OK)
     goto fail;
@@ -175,6 +176,8 @@ static uint32_t add_incident(struct router_state *s, const Linkage__V1__Event *e
   router_bucket_key(inc, key, sizeof key);
   lk_map_get(&s->buckets, key, &head);
   inc->next_in_bucket = (uint32_t)head;
+  inc->prev_in_bucket = 0;
+  if (head) s->incidents[head].prev_in_bucket = slot;
   if (lk_map_put(&s->buckets, key, slot) != LK_OK) {
     lk_map_del(&s->by_id, inc->id);
     goto fail;
@@ -199,6 +202,27 @@ static struct router_window *find_window(struct router_state *s, const char *id)
 
 void router_bucket_key(const struct router_incident *inc, char *out, size_t len) {
   snprintf(out, len, "%u/%s", inc->compound, inc->kind);
+}
+
+/* A merged incident is never a merge target again: take it out of its bucket, so a flood of
+ * reports that all merge into one incident does not make every later report walk them all. */
+static void leave_bucket(struct router_state *s, uint32_t slot) {
+  struct router_incident *inc = &s->incidents[slot];
+  if (inc->prev_in_bucket) {
+    s->incidents[inc->prev_in_bucket].next_in_bucket = inc->next_in_bucket;
+  } else {
+    char key[LK_ID_MAX + 32];
+    router_bucket_key(inc, key, sizeof key);
+    uint64_t head = 0;
+    if (lk_map_get(&s->buckets, key, &head) && head == slot) {
+      if (inc->next_in_bucket)
+        lk_map_put(&s->buckets, key, inc->next_in_bucket);
+      else
+        lk_map_del(&s->buckets, key);
+    }
+  }
+  if (inc->next_in_bucket) s->incidents[inc->next_in_bucket].prev_in_bucket = inc->prev_in_bucket;
+  inc->next_in_bucket = inc->prev_in_bucket = 0;
 }
 
 static void note_high_tier(struct router_state *s, uint32_t slot) {
@@ -297,14 +321,27 @@ uint32_t router_state_apply(struct router_state *s, uint64_t position,
     break;
   case LINKAGE__V1__EVENT__BODY_RESOLVED:
     inc->flags |= RI_RESOLVED;
+    if (!inc->ended_position) inc->ended_position = position;
     drop_deadlines(s, inc);
     break;
   case LINKAGE__V1__EVENT__BODY_CLOSED:
     inc->flags |= RI_CLOSED;
+    if (!inc->ended_position) inc->ended_position = position;
     drop_deadlines(s, inc);
     break;
+  case LINKAGE__V1__EVENT__BODY_NO_UNIT_AVAILABLE:
+    /* Dispatch found nobody at this tier: the acknowledge deadline is due now (the event's
+     * time, so a restarted router folds the same deadline). */
+    if (router_incident_open(inc) && !(inc->flags & RI_ACKNOWLEDGED) &&
+        (inc->ack_by_us == 0 || ev->at_us < inc->ack_by_us)) {
+      inc->ack_by_us = ev->at_us;
+      arm_deadlines(s, slot);
+    }
+    break;
   case LINKAGE__V1__EVENT__BODY_MERGED: {
+    if (!(inc->flags & RI_MERGED)) leave_bucket(s, slot);
     inc->flags |= RI_MERGED;
+    if (!inc->ended_position) inc->ended_position = position;
     inc->flags &= ~(uint32_t)RI_INFLIGHT;
     drop_deadlines(s, inc);
     uint32_t into = slot_of(s, ev->merged->into_incident_id);

@@ -71,6 +71,7 @@ static void fill_reported(Linkage__V1__Event *ev, Linkage__V1__Reported *rep,
   linkage__v1__event__init(ev);
   linkage__v1__reported__init(rep);
   linkage__v1__report__init(r);
+  fixture_location.compound_id = "lijinggang";
   r->location = &fixture_location;
   r->category = LINKAGE__V1__CATEGORY__LATENT_HAZARD;
   r->severity = LINKAGE__V1__SEVERITY__SEVERITY_IV;
@@ -119,6 +120,14 @@ LK_TEST(event_check_rules) {
   fill_reported(&ev, &rep, &r);
   r.location = NULL;
   LK_CHECK_EQ_INT(lk_event_check(&ev, err, sizeof err), LK_EINVAL);
+  /* A compound id PostgreSQL would refuse in a text column (found in review: it stalled the
+   * ledger's batch). */
+  Linkage__V1__Location bad_loc = LINKAGE__V1__LOCATION__INIT;
+  bad_loc.compound_id = "\xff\xfe";
+  fill_reported(&ev, &rep, &r);
+  r.location = &bad_loc;
+  LK_CHECK_EQ_INT(lk_event_check(&ev, err, sizeof err), LK_EINVAL);
+  LK_CHECK_CONTAINS(err, "compound_id");
   Linkage__V1__SeverityChanged sc = LINKAGE__V1__SEVERITY_CHANGED__INIT;
   fill_reported(&ev, &rep, &r);
   ev.type = LINKAGE__V1__EVENT_TYPE__SEVERITY_CHANGED;

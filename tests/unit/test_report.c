@@ -418,6 +418,33 @@ LK_TEST(error_truncated_to_buffer) {
   LK_CHECK_EQ_INT(lk_report_check(NULL, demo(), small, sizeof(small)), LK_EINVAL);
 }
 
+LK_TEST(nul_bytes_inside_strings_are_found_on_the_wire) {
+  /* device_id "ab\0X" would reach us as "ab": the wire walk sees the whole field. */
+  Linkage__V1__Location loc = LINKAGE__V1__LOCATION__INIT;
+  Linkage__V1__Report r = LINKAGE__V1__REPORT__INIT;
+  uint8_t buf[512], bad[600];
+  char err[128];
+  loc.compound_id = "lijinggang";
+  loc.building = "7";
+  r.device_id = "ab";
+  r.sequence = 1;
+  r.location = &loc;
+  size_t n = linkage__v1__report__pack(&r, buf);
+  LK_CHECK_EQ_INT(lk_report_wire_check(buf, n, err, sizeof err), LK_OK);
+  /* The same report with a second device_id field "ab\0X" appended (last one wins). */
+  memcpy(bad, buf, n);
+  const uint8_t extra[] = {0x0a, 4, 'a', 'b', 0, 'X'};
+  memcpy(bad + n, extra, sizeof extra);
+  LK_CHECK_EQ_INT(lk_report_wire_check(bad, n + sizeof extra, err, sizeof err), LK_EINVAL);
+  LK_CHECK_CONTAINS(err, "device_id holds a NUL byte");
+  /* A NUL in the first of two Location messages survives their merge: it is found too. */
+  const uint8_t loc_nul[] = {0x32, 5, 0x12, 3, '7', 0, '1'};
+  memcpy(bad, loc_nul, sizeof loc_nul);
+  memcpy(bad + sizeof loc_nul, buf, n);
+  LK_CHECK_EQ_INT(lk_report_wire_check(bad, n + sizeof loc_nul, err, sizeof err), LK_EINVAL);
+  LK_CHECK_CONTAINS(err, "location.building holds a NUL byte");
+}
+
 int main(void) {
   return lk_test_run_all();
 }

@@ -459,4 +459,91 @@ LK_TEST(restart_fires_each_passed_deadline_once_and_none_early) {
   router_state_close(&s);
 }
 
+LK_TEST(a_flood_of_merging_reports_keeps_the_bucket_short) {
+  /* 5000 residents report the same flooded car park: all join the first incident, and the
+   * merge search stays O(1) per report because merged incidents leave the bucket. */
+  struct router_state s;
+  struct router_decision d;
+  init(&s);
+  s.policy.reporter_threshold = 0;
+  int merged = 0;
+  uint64_t pos = 1;
+  for (int i = 0; i < 5000; i++) {
+    char id[32], dev[32];
+    snprintf(id, sizeof id, "inc-f%d", i);
+    snprintf(dev, sizeof dev, "dev-%d", i);
+    uint32_t slot = report(&s, pos++, id, dev, "zhouji-asia-bay", "B2",
+                           LINKAGE__V1__CATEGORY__NATURAL_DISASTER, "flooding",
+                           LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + i * 1000);
+    if (!router_decide_new(&s, slot, T0, &d)) continue;
+    if (d.type == LINKAGE__V1__EVENT_TYPE__MERGED && strcmp(d.by, "inc-f0") == 0) merged++;
+    commit(&s, pos++, &d, T0 + i * 1000);
+  }
+  LK_CHECK_EQ_INT(merged, 4999);
+  char key[LK_ID_MAX + 32];
+  uint64_t head = 0;
+  router_bucket_key(&s.incidents[1], key, sizeof key);
+  LK_CHECK(lk_map_get(&s.buckets, key, &head));
+  int length = 0;
+  for (uint32_t i = (uint32_t)head; i; i = s.incidents[i].next_in_bucket) length++;
+  LK_CHECK_EQ_INT(length, 1);
+  LK_CHECK_EQ_INT(s.incidents[1].reporter_count, 5000);
+  router_state_close(&s);
+}
+
+LK_TEST(a_late_decision_merges_as_the_live_one_would_have) {
+  /* B is open when A is reported, and closed after: a router deciding A only now (after a
+   * restart) must still merge it into B, as the live router did, not route it. */
+  struct router_state s;
+  struct router_decision d;
+  init(&s);
+  uint32_t b = report(&s, 1, "inc-b", "dev-b", "lijinggang", "3",
+                      LINKAGE__V1__CATEGORY__LATENT_HAZARD, "crack",
+                      LINKAGE__V1__SEVERITY__SEVERITY_IV, T0);
+  LK_CHECK(router_decide_new(&s, b, T0, &d));
+  commit(&s, 2, &d, T0);
+  uint32_t a = report(&s, 3, "inc-a", "dev-a", "lijinggang", "3",
+                      LINKAGE__V1__CATEGORY__LATENT_HAZARD, "crack",
+                      LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + MIN);
+  simple_event(&s, 4, "inc-b", LINKAGE__V1__EVENT_TYPE__CLOSED, T0 + 2 * MIN);
+  LK_CHECK(router_decide_new(&s, a, T0 + 3 * MIN, &d));
+  LK_CHECK_EQ_INT(d.type, LINKAGE__V1__EVENT_TYPE__MERGED);
+  LK_CHECK_STR(d.by, "inc-b");
+  commit(&s, 5, &d, T0 + 3 * MIN);
+  /* Whereas a report after B was closed is routed on its own (A, merged, is no target). */
+  uint32_t c = report(&s, 6, "inc-c", "dev-c", "lijinggang", "3",
+                      LINKAGE__V1__CATEGORY__LATENT_HAZARD, "crack",
+                      LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + 4 * MIN);
+  LK_CHECK(router_decide_new(&s, c, T0 + 4 * MIN, &d));
+  LK_CHECK_EQ_INT(d.type, LINKAGE__V1__EVENT_TYPE__ROUTED);
+  router_state_close(&s);
+}
+
+LK_TEST(no_unit_available_makes_the_acknowledge_deadline_due_at_its_time) {
+  struct router_state s;
+  struct router_decision d;
+  init(&s);
+  uint32_t slot = report(&s, 1, "inc-a", "d1", "zhouji-yinhai-bay", "3",
+                         LINKAGE__V1__CATEGORY__LATENT_HAZARD, "crack",
+                         LINKAGE__V1__SEVERITY__SEVERITY_IV, T0);
+  LK_CHECK(router_decide_new(&s, slot, T0, &d));
+  commit(&s, 2, &d, T0);
+  Linkage__V1__NoUnitAvailable nua = LINKAGE__V1__NO_UNIT_AVAILABLE__INIT;
+  Linkage__V1__Event ev = LINKAGE__V1__EVENT__INIT;
+  ev.event_id = "inc-a/no_unit_available/1";
+  ev.incident_id = "inc-a";
+  ev.type = LINKAGE__V1__EVENT_TYPE__NO_UNIT_AVAILABLE;
+  ev.at_us = T0 + 5 * MIN;
+  ev.actor = "svc:dispatch";
+  ev.body_case = LINKAGE__V1__EVENT__BODY_NO_UNIT_AVAILABLE;
+  ev.no_unit_available = &nua;
+  router_state_apply(&s, 3, &ev);
+  const struct lk_deadline *top = lk_heap_peek(&s.deadlines);
+  LK_CHECK(top && top->at_us == T0 + 5 * MIN && top->kind == ROUTER_DEADLINE_ACKNOWLEDGE);
+  LK_CHECK(top && router_decide_deadline(&s, top, T0 + 5 * MIN, &d));
+  LK_CHECK_EQ_INT(d.type, LINKAGE__V1__EVENT_TYPE__ESCALATED);
+  LK_CHECK_EQ_INT(d.to_tier, LINKAGE__V1__TIER__COMMUNITY);
+  router_state_close(&s);
+}
+
 int main(void) { return lk_test_run_all(); }
