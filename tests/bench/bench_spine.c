@@ -6,6 +6,10 @@
  *                                       devices -> intake: acknowledged reports/s with RATE = 0
  *                                       (as fast as acks come back), or paced at RATE reports/s;
  *                                       ack latency p50/p99/max in microseconds
+ *   bench_spine wait CTL_ENDPOINT TIMEOUT_S COND...
+ *                                       polls a daemon's control socket ("status") every 5 ms
+ *                                       until every COND (key=value, or key>=N numerically)
+ *                                       holds in its status line; prints wait_ms and the line
  *
  * The raw figures are the ceiling the real path is compared with in the same run
  * (tests/bench/run-bench.sh prints the ratios). */
@@ -21,26 +25,15 @@
 #include "linkage/clock.h"
 #include "linkage/event.h"
 
+#include "bench_report.h"
+
 #define DEVICES 8
 #define WINDOW 512 /* reports in flight per device when unpaced */
 
 static size_t build_report(const char *device, uint64_t seq, uint8_t *buf, size_t cap) {
-  Linkage__V1__Report r = LINKAGE__V1__REPORT__INIT;
-  Linkage__V1__Location loc = LINKAGE__V1__LOCATION__INIT;
-  loc.compound_id = "lijinggang";
-  loc.building = "7";
-  loc.unit = "2";
-  loc.floor = 1;
-  loc.lat = 30.6812;
-  loc.lon = 103.8561;
-  r.device_id = (char *)device;
-  r.sequence = seq;
-  r.category = LINKAGE__V1__CATEGORY__LATENT_HAZARD;
-  r.kind = "flooding";
-  r.severity = LINKAGE__V1__SEVERITY__SEVERITY_IV;
-  r.location = &loc;
-  r.description = "water seeping into basement car park B2 near lift lobby, about 2 cm deep";
-  r.observed_at_us = lk_now_us();
+  Linkage__V1__Report r;
+  Linkage__V1__Location loc;
+  bench_report_fill(&r, &loc, device, seq, lk_now_us());
   size_t n = linkage__v1__report__get_packed_size(&r);
   if (n > cap) return 0;
   return linkage__v1__report__pack(&r, buf);
@@ -71,7 +64,8 @@ static void *echo_thread(void *arg) {
       more = zmq_msg_more(&parts[n]);
       n++;
     }
-    for (int i = 0; i < n; i++) zmq_msg_send(&parts[i], router, i + 1 < n ? ZMQ_SNDMORE : 0);
+    for (int i = 0; i < n; i++)
+      zmq_msg_send(&parts[i], router, i + 1 < n ? ZMQ_SNDMORE : 0);
   }
 }
 
@@ -107,7 +101,8 @@ static int bench_zmq(long count) {
       }
     }
     zmq_pollitem_t items[DEVICES];
-    for (int d = 0; d < DEVICES; d++) items[d] = (zmq_pollitem_t){dealers[d], 0, ZMQ_POLLIN, 0};
+    for (int d = 0; d < DEVICES; d++)
+      items[d] = (zmq_pollitem_t){dealers[d], 0, ZMQ_POLLIN, 0};
     zmq_poll(items, DEVICES, 1000);
     for (int d = 0; d < DEVICES; d++) {
       char tmp[1024];
@@ -125,7 +120,8 @@ static int bench_zmq(long count) {
   double secs = (double)(lk_mono_us() - t0) / 1e6;
   printf("zmq_messages=%ld\nzmq_bytes_per_message=%zu\nzmq_msgs_per_s=%.0f\n", received, len,
          (double)received / secs);
-  for (int d = 0; d < DEVICES; d++) zmq_close(dealers[d]);
+  for (int d = 0; d < DEVICES; d++)
+    zmq_close(dealers[d]);
   /* The echo thread is blocked in recv on a socket we do not close; exit the process instead. */
   fflush(stdout);
   _exit(0);
@@ -158,35 +154,49 @@ static int bench_load(const char *endpoint, long count, double rate) {
   int64_t *sent_at = calloc((size_t)count, sizeof *sent_at);
   int64_t *lat = calloc((size_t)count, sizeof *lat);
   long next_seq[DEVICES], inflight[DEVICES], sent = 0, acked = 0, busy = 0, other = 0;
-  for (int d = 0; d < DEVICES; d++) next_seq[d] = 1, inflight[d] = 0;
+  for (int d = 0; d < DEVICES; d++)
+    next_seq[d] = 1, inflight[d] = 0;
   size_t nlat = 0;
   int64_t t0 = lk_mono_us(), last_progress = t0;
   uint8_t buf[1024];
-  int d_rr = 0;
   while (acked + busy + other < count) {
     int64_t now = lk_mono_us();
-    /* Paced: send what the schedule says is due; unpaced: keep each device's window full. */
+    /* Paced: send what the schedule says is due, round-robin over the devices; unpaced: keep
+     * each device's window full. */
     long due = rate > 0 ? (long)((double)(now - t0) * rate / 1e6) + 1 : count;
-    for (int k = 0; k < DEVICES && sent < due && sent < count; k++) {
-      int d = (d_rr + k) % DEVICES;
-      while (next_seq[d] <= per_device && sent < due && (rate > 0 || inflight[d] < WINDOW)) {
-        size_t len = build_report(devices[d], (uint64_t)next_seq[d], buf, sizeof buf);
-        sent_at[d * per_device + next_seq[d] - 1] = lk_mono_us();
-        zmq_send(dealers[d], "", 0, ZMQ_SNDMORE);
-        zmq_send(dealers[d], buf, len, 0);
-        next_seq[d]++;
-        inflight[d]++;
-        sent++;
-        if (rate > 0) break; /* spread paced sends over the devices */
+    if (due > count) due = count;
+    while (sent < due) {
+      int d = -1;
+      if (rate > 0) {
+        d = (int)(sent % DEVICES);
+      } else {
+        for (int k = 0; k < DEVICES && d < 0; k++)
+          if (next_seq[k] <= per_device && inflight[k] < WINDOW) d = k;
+        if (d < 0) break;
       }
+      size_t len = build_report(devices[d], (uint64_t)next_seq[d], buf, sizeof buf);
+      sent_at[d * per_device + next_seq[d] - 1] = lk_mono_us();
+      zmq_send(dealers[d], "", 0, ZMQ_SNDMORE);
+      zmq_send(dealers[d], buf, len, 0);
+      next_seq[d]++;
+      inflight[d]++;
+      sent++;
     }
-    d_rr = (d_rr + 1) % DEVICES;
+    /* Sleep in zmq_poll until an ack comes or the next report is due (zmq_poll counts in ms, so
+     * paced sends go out in bursts of at most a millisecond's worth). */
+    long timeout_ms = 100;
+    if (rate > 0 && sent < count) {
+      int64_t wait = t0 + (int64_t)((double)sent * 1e6 / rate) - lk_mono_us();
+      timeout_ms = wait <= 0 ? 0 : (wait + 999) / 1000;
+    }
     zmq_pollitem_t items[DEVICES];
-    for (int d = 0; d < DEVICES; d++) items[d] = (zmq_pollitem_t){dealers[d], 0, ZMQ_POLLIN, 0};
-    zmq_poll(items, DEVICES, rate > 0 ? 0 : 100);
+    for (int d = 0; d < DEVICES; d++)
+      items[d] = (zmq_pollitem_t){dealers[d], 0, ZMQ_POLLIN, 0};
+    zmq_poll(items, DEVICES, timeout_ms);
     for (int d = 0; d < DEVICES; d++) {
       uint8_t in[2048];
       int n;
+      if (!(items[d].revents & ZMQ_POLLIN)) continue;
       while ((n = zmq_recv(dealers[d], in, sizeof in, ZMQ_DONTWAIT)) >= 0) {
         if (n == 0) continue; /* the empty delimiter */
         Linkage__V1__ReportAck *ack =
@@ -215,30 +225,93 @@ static int bench_load(const char *endpoint, long count, double rate) {
               acked + busy + other, count);
       break;
     }
-    if (rate > 0 && sent < count) {
-      /* Sleep until the next report is due, at most 200 us, to keep the schedule tight. */
-      int64_t next_due = t0 + (int64_t)((double)(sent)*1e6 / rate);
-      int64_t wait = next_due - lk_mono_us();
-      if (wait > 200) wait = 200;
-      if (wait > 0) usleep((useconds_t)wait);
-    }
   }
   double secs = (double)(lk_mono_us() - t0) / 1e6;
   printf("reports=%ld\nacked=%ld\nbusy=%ld\nother=%ld\nseconds=%.3f\nacked_per_s=%.0f\n", count,
          acked, busy, other, secs, (double)acked / secs);
   if (rate > 0) printf("offered_per_s=%.0f\n", rate);
   print_latency(lat, nlat);
-  for (int d = 0; d < DEVICES; d++) zmq_close(dealers[d]);
+  for (int d = 0; d < DEVICES; d++)
+    zmq_close(dealers[d]);
   zmq_ctx_term(ctx);
   free(sent_at);
   free(lat);
   return acked + busy + other == count ? 0 : 1;
 }
 
+/* ---- waiting on a daemon's control socket ---- */
+
+/* The value of " key=" in a status line, copied into out; 0 when absent. */
+static int status_value(const char *line, const char *key, char *out, size_t len) {
+  size_t kl = strlen(key);
+  for (const char *p = line; (p = strstr(p, key)) != NULL; p += kl) {
+    if ((p == line || p[-1] == ' ') && p[kl] == '=') {
+      const char *v = p + kl + 1;
+      size_t n = strcspn(v, " ");
+      if (n >= len) n = len - 1;
+      memcpy(out, v, n);
+      out[n] = '\0';
+      return 1;
+    }
+  }
+  return 0;
+}
+
+static int conditions_hold(const char *line, char **conds, int n) {
+  for (int i = 0; i < n; i++) {
+    char key[64], val[128];
+    const char *ge = strstr(conds[i], ">="), *eq = strchr(conds[i], '=');
+    const char *sep = ge ? ge : eq;
+    if (!sep || (size_t)(sep - conds[i]) >= sizeof key) return 0;
+    memcpy(key, conds[i], (size_t)(sep - conds[i]));
+    key[sep - conds[i]] = '\0';
+    if (!status_value(line, key, val, sizeof val)) return 0;
+    if (ge ? strtoull(val, NULL, 10) < strtoull(ge + 2, NULL, 10) : strcmp(val, eq + 1) != 0)
+      return 0;
+  }
+  return 1;
+}
+
+static int bench_wait(const char *endpoint, double timeout_s, char **conds, int n) {
+  void *ctx = zmq_ctx_new();
+  void *req = NULL;
+  char line[1100] = "";
+  int64_t t0 = lk_mono_us(), deadline = t0 + (int64_t)(timeout_s * 1e6);
+  int ok = 0;
+  while (!ok && lk_mono_us() < deadline) {
+    if (!req) {
+      /* A REQ socket is stuck after a request that got no answer: one socket per attempt. */
+      req = zmq_socket(ctx, ZMQ_REQ);
+      int linger = 0, tmo = 200;
+      zmq_setsockopt(req, ZMQ_LINGER, &linger, sizeof linger);
+      zmq_setsockopt(req, ZMQ_RCVTIMEO, &tmo, sizeof tmo);
+      zmq_connect(req, endpoint);
+    }
+    int got = -1;
+    if (zmq_send(req, "status", 6, 0) == 6) got = zmq_recv(req, line, sizeof line - 1, 0);
+    if (got < 0) {
+      zmq_close(req);
+      req = NULL;
+      usleep(5000);
+      continue;
+    }
+    line[got < (int)sizeof line - 1 ? got : (int)sizeof line - 1] = '\0';
+    ok = conditions_hold(line, conds, n);
+    if (!ok) usleep(5000);
+  }
+  printf("wait_ms=%.1f\nwait_ok=%d\nstatus=%s\n", (double)(lk_mono_us() - t0) / 1e3, ok, line);
+  if (req) zmq_close(req);
+  zmq_ctx_term(ctx);
+  return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
   if (argc >= 3 && !strcmp(argv[1], "zmq")) return bench_zmq(atol(argv[2]));
   if (argc >= 4 && !strcmp(argv[1], "load"))
     return bench_load(argv[2], atol(argv[3]), argc >= 5 ? atof(argv[4]) : 0);
-  fprintf(stderr, "usage: bench_spine zmq COUNT | load ENDPOINT COUNT [RATE]\n");
+  if (argc >= 4 && !strcmp(argv[1], "wait"))
+    return bench_wait(argv[2], atof(argv[3]), argv + 4, argc - 4);
+  fprintf(stderr, "usage: bench_spine zmq COUNT | load ENDPOINT COUNT [RATE] | "
+                  "wait CTL_ENDPOINT TIMEOUT_S COND...\n");
   return 2;
 }
