@@ -32,6 +32,7 @@ const char *lk_event_type_name(Linkage__V1__EventType t) {
   case LINKAGE__V1__EVENT_TYPE__PLANNED_WORK_DECLARED: return "planned_work_declared";
   case LINKAGE__V1__EVENT_TYPE__PLANNED_WORK_LIFTED: return "planned_work_lifted";
   case LINKAGE__V1__EVENT_TYPE__NO_UNIT_AVAILABLE: return "no_unit_available";
+  case LINKAGE__V1__EVENT_TYPE__BACKUP_REQUESTED: return "backup_requested";
   default: return NULL;
   }
 }
@@ -133,6 +134,7 @@ Linkage__V1__Event__BodyCase lk_event_body_for(Linkage__V1__EventType t) {
   case LINKAGE__V1__EVENT_TYPE__PLANNED_WORK_LIFTED:
     return LINKAGE__V1__EVENT__BODY_PLANNED_WORK_LIFTED;
   case LINKAGE__V1__EVENT_TYPE__NO_UNIT_AVAILABLE: return LINKAGE__V1__EVENT__BODY_NO_UNIT_AVAILABLE;
+  case LINKAGE__V1__EVENT_TYPE__BACKUP_REQUESTED: return LINKAGE__V1__EVENT__BODY_BACKUP_REQUESTED;
   default: return LINKAGE__V1__EVENT__BODY__NOT_SET;
   }
 }

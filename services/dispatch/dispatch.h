@@ -1,0 +1,210 @@
+#ifndef LINKAGE_DISPATCH_H
+#define LINKAGE_DISPATCH_H
+
+/* linkage-dispatch: coordinated handling. Its state is a fold of the
+ * committed stream (dispatch_state.c); which units to call is a plain
+ * function of that state, the district data, unit presence and the time
+ * (dispatch_plan.c); main.c and dispatch_shell.c do the I/O (the ledger
+ * stream, the units' ROUTER on 7005, one timer over per-unit deadlines).
+ *
+ * Identity: an assignment is "<incident>/<role>/<n>": the n-th unit called for
+ * that role of that incident (n grows after a decline, an unanswered deadline
+ * or a backup request). The `dispatched` event id is
+ * "<incident>/dispatched/<role>/<n>", an answer's "<incident>/unit_<answer>/<role>/<n>".
+ * A dispatch restarted mid-incident computes the same ids, so nothing is
+ * assigned twice under a new id; which unit a redone decision picks may
+ * differ, and the first one committed wins. */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "linkage/district.h"
+#include "linkage/event.h"
+#include "linkage/heap.h"
+#include "linkage/map.h"
+#include "linkage/plan.h"
+
+#define DISPATCH_ROLE_MAX 32 /* role name length, including the NUL */
+#define DISPATCH_MAX_ROLES 16 /* roles one incident can call at its tier */
+
+/* ---- the plan's roles (district data, include/linkage/plan.h) ----
+ * A plan role is a unit type ("fire_brigade") or "compound_roster", which the
+ * compound's governance mode expands (dispatch_roster): established community
+ * -> community_duty + grid_worker; special committee -> special_committee +
+ * property_company; traditional -> property_company + owners_committee +
+ * community_duty. Each role is called from a tier up, with per-unit deadlines. */
+
+/* One role to fill for an incident at its current tier (after roster expansion). */
+struct dispatch_need {
+  char role[DISPATCH_ROLE_MAX]; /* a unit type */
+  int lead;
+  int acknowledge_min, arrive_min, resolve_min;
+};
+
+/* The roles an incident of this plan needs at this tier in this compound, the
+ * lead marked (the first role of the plan's lead list that is needed), each
+ * unit type once. Returns the count written to out (<= max). */
+size_t dispatch_needs(const struct lk_plan *plan, const struct lk_compound *c,
+                      Linkage__V1__Tier tier, struct dispatch_need *out, size_t max);
+
+/* Unit types of a governance mode's compound roster; NULL-terminated, static. */
+const char *const *dispatch_roster(enum lk_governance_mode mode);
+
+/* ---- units as dispatch sees them ---- */
+
+struct dispatch_unit_status {
+  int present;       /* heard from within the presence timeout */
+  unsigned load;     /* open assignments (dispatched, not resolved or declined) */
+};
+
+/* How specific a unit's coverage of a compound is: 5 grid of the incident's
+ * building, 4 the compound, 3 its community, 2 its street, 1 the district,
+ * 0 not covered. */
+int dispatch_coverage(const struct lk_district *d, const struct lk_unit *u,
+                      const struct lk_compound *c, const char *building);
+
+/* Picks the unit for one role: of the type, covering the compound, on duty at
+ * `minute_of_day` (local time), not in `exclude` (units already tried for this
+ * role of this incident); best first by presence, then coverage, then load,
+ * then id. Returns the unit or NULL when none is left. `status` is indexed
+ * like d->units. */
+const struct lk_unit *dispatch_pick(const struct lk_district *d, const struct lk_compound *c,
+                                    const char *building, const char *role,
+                                    const struct dispatch_unit_status *status, int minute_of_day,
+                                    const char *const *exclude, size_t exclude_count);
+
+/* ---- the fold ---- */
+
+enum dispatch_assignment_state {
+  DA_DISPATCHED = 1,
+  DA_ACKNOWLEDGED,
+  DA_ON_SCENE,
+  DA_RESOLVED,
+  DA_DECLINED, /* declined by the unit, or expired unanswered (then declined by svc:dispatch) */
+};
+
+struct dispatch_assignment {
+  char *id;        /* "<incident>/<role>/<n>" */
+  char *unit_id;
+  char role[DISPATCH_ROLE_MAX];
+  uint32_t incident; /* slot */
+  uint16_t n;
+  uint8_t lead;
+  uint8_t state;   /* enum dispatch_assignment_state */
+  int64_t dispatched_at_us, acknowledge_by_us, arrive_by_us, resolve_by_us;
+  int64_t acknowledged_at_us, on_scene_at_us, resolved_at_us;
+  uint32_t deadline_handle; /* acknowledge deadline in the heap while unanswered */
+};
+
+enum {
+  DI_ROUTED = 1 << 0,
+  DI_RESOLVED = 1 << 1,      /* the incident-level `resolved` is committed */
+  DI_CLOSED = 1 << 2,
+  DI_MERGED = 1 << 3,
+  DI_INFLIGHT = 1 << 4,      /* a decision waits for the ledger */
+  DI_NO_UNIT = 1 << 5,       /* no_unit_available committed at the current tier */
+};
+
+struct dispatch_incident {
+  char *id;
+  uint32_t compound;          /* index into the district's compounds */
+  char *building;
+  char *kind;
+  char *description;
+  Linkage__V1__Category category;
+  Linkage__V1__Severity severity;
+  Linkage__V1__Tier tier;
+  uint32_t flags;
+  double lat, lon;
+  int64_t reported_at_us, resolved_at_us;
+  uint32_t *assignments;      /* indexes into dispatch_state.assignments */
+  uint32_t assignment_count, assignment_cap;
+  uint32_t close_handle;      /* the automatic close deadline after `resolved` */
+};
+
+struct dispatch_policy {
+  double time_scale;          /* as the router's: plan minutes per real minute */
+  int64_t verify_window_us;   /* after `resolved`, close automatically (scaled) */
+  int utc_offset_min;         /* the district's local time, for duty hours (480: UTC+8) */
+};
+
+enum dispatch_deadline_kind {
+  DISPATCH_DEADLINE_ACKNOWLEDGE = 1, /* owner = assignment index */
+  DISPATCH_DEADLINE_CLOSE = 2,       /* owner = incident slot */
+};
+
+struct dispatch_state {
+  const struct lk_district *district; /* borrowed */
+  struct dispatch_policy policy;
+  struct dispatch_incident *incidents; /* slot 0 unused */
+  uint32_t count, cap;
+  struct lk_map by_id;                 /* incident id -> slot */
+  struct dispatch_assignment *assignments; /* index 0 unused */
+  uint32_t assignment_count, assignment_cap;
+  struct lk_map assignment_by_id;      /* assignment id -> index */
+  unsigned *unit_load;                 /* indexed like district->units */
+  struct lk_heap deadlines;
+  uint64_t position;
+};
+
+int dispatch_state_init(struct dispatch_state *s, const struct lk_district *d,
+                        const struct dispatch_policy *policy);
+void dispatch_state_close(struct dispatch_state *s);
+
+/* Folds one committed event (reported, routed, escalated, de_escalated,
+ * merged, dispatched, unit_*, backup_requested, no_unit_available, resolved,
+ * closed; others are ignored). Returns the incident slot it concerned, or 0. */
+uint32_t dispatch_state_apply(struct dispatch_state *s, uint64_t position,
+                              const Linkage__V1__Event *ev);
+
+struct dispatch_incident *dispatch_incident_get(struct dispatch_state *s, const char *id);
+struct dispatch_assignment *dispatch_assignment_get(struct dispatch_state *s, const char *id);
+
+/* ---- decisions (dispatch_plan.c) ---- */
+
+/* One event to append. Plain data; dispatch_event.c makes the Event. */
+struct dispatch_decision {
+  Linkage__V1__EventType type; /* DISPATCHED, UNIT_DECLINED (expiry), NO_UNIT_AVAILABLE,
+                                  RESOLVED, CLOSED */
+  uint32_t incident;
+  char event_id[2 * LK_ID_MAX];
+  char incident_id[LK_ID_MAX];
+  char assignment_id[2 * LK_ID_MAX];
+  char replaces[2 * LK_ID_MAX];
+  char unit_id[LK_ID_MAX];
+  char role[DISPATCH_ROLE_MAX];
+  int lead;
+  Linkage__V1__Tier tier;
+  int64_t acknowledge_by_us, arrive_by_us, resolve_by_us;
+  char reason[256];
+};
+
+/* What an incident needs now: the next unit to call for a needed role that
+ * has no open assignment (or was asked for backup), `no_unit_available` when
+ * a needed role has nobody left, or `resolved` when the lead has resolved and
+ * every open assignment is resolved. Fills at most max decisions; returns the
+ * count. `status` is indexed like the district's units. */
+size_t dispatch_decide(const struct dispatch_state *s, uint32_t slot,
+                       const struct dispatch_unit_status *status, int64_t now_us,
+                       struct dispatch_decision *out, size_t max);
+
+/* An assignment whose acknowledge deadline passed unanswered: expire it
+ * (unit_declined by svc:dispatch); dispatch_decide then calls the next unit.
+ * Returns 1 with *out filled, 0 if it no longer applies. */
+int dispatch_decide_expiry(const struct dispatch_state *s, uint32_t assignment, int64_t now_us,
+                           struct dispatch_decision *out);
+
+/* The verification window after `resolved` passed: close. 1 with *out, else 0. */
+int dispatch_decide_autoclose(const struct dispatch_state *s, uint32_t slot, int64_t now_us,
+                              struct dispatch_decision *out);
+
+/* A unit's answer, checked against the state: the event to append, or
+ * LK_EINVAL with the reason (unknown assignment, another unit's assignment,
+ * VERIFIED from a unit that is not a grid worker covering the compound, an
+ * answer on a closed incident). */
+int dispatch_decide_answer(const struct dispatch_state *s, const char *unit_id,
+                           const char *assignment_id, int kind /* Answer.Kind */, const char *note,
+                           int64_t now_us, Linkage__V1__EventType *type, char *event_id,
+                           size_t event_id_len, char *err, size_t errlen);
+
+#endif
