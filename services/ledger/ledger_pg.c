@@ -147,7 +147,10 @@ static int find_existing(PGconn *c, struct ledger_batch *b, PGresult **res,
   return LK_OK;
 }
 
-static int copy_rows(PGconn *c, struct ledger_batch *b, char *err, size_t errlen) {
+/* Writes the batch's new rows with one binary COPY. On a failure reported by the server,
+ * *unique_violation tells whether an event id was already stored (SQLSTATE 23505). */
+static int copy_rows(PGconn *c, struct ledger_batch *b, int *unique_violation, char *err,
+                     size_t errlen) {
   struct ledger_buf buf = {0};
   int rc = ledger_copy_begin(&buf);
   for (size_t i = 0; i < b->count && rc == LK_OK; i++)
@@ -176,12 +179,33 @@ static int copy_rows(PGconn *c, struct ledger_batch *b, char *err, size_t errlen
   rc = LK_OK;
   while ((r = PQgetResult(c)) != NULL) {
     if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == LK_OK) {
+      const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+      if (unique_violation) *unique_violation = state && strcmp(state, "23505") == 0;
       set_err(err, errlen, "copy failed", PQresultErrorMessage(r));
       rc = LK_EIO;
     }
     PQclear(r);
   }
   return rc;
+}
+
+/* The common case, in two round trips: every event of the batch is new (retries are rare), so
+ * one COPY outside an explicit transaction is the whole transaction, atomic and durable when it
+ * answers. A unique violation means some event was stored before: nothing was written, and the
+ * caller takes the careful path. Returns LK_OK, LK_EAGAIN (take the careful path) or LK_EIO (the
+ * link failed: the outcome is unknown, the batch is in doubt). */
+static int commit_optimistic(PGconn *c, struct ledger_batch *b, struct ledger_chain *chain,
+                             char *err, size_t errlen) {
+  int unique = 0;
+  if (ledger_batch_resolve(b, NULL, 0, chain->head, chain->hash) < 0) {
+    set_err(err, errlen, "cannot resolve batch", "out of memory");
+    return LK_ENOMEM;
+  }
+  if (b->new_count == 0) return LK_OK; /* every event repeated one before it in the batch */
+  if (copy_rows(c, b, &unique, err, errlen) == LK_OK) return LK_OK;
+  if (PQstatus(c) == CONNECTION_OK) return LK_EAGAIN; /* refused: certainly not written */
+  ledger_batch_mark_in_doubt(b);
+  return LK_EIO;
 }
 
 int ledger_pg_commit(struct pg_conn *cc, struct ledger_batch *b, struct ledger_chain *chain,
@@ -192,6 +216,18 @@ int ledger_pg_commit(struct pg_conn *cc, struct ledger_batch *b, struct ledger_c
   size_t n_ex = 0;
   int rc;
 
+  /* A batch in doubt must first learn what its earlier attempt wrote: the careful path. */
+  if (!b->in_doubt) {
+    rc = commit_optimistic(c, b, chain, err, errlen);
+    if (rc == LK_OK) {
+      chain->head = b->head;
+      memcpy(chain->hash, b->head_hash, LK_HASH_LEN);
+      return LK_OK;
+    }
+    if (rc != LK_EAGAIN) return rc;
+  }
+
+  /* The careful path: look the ids up and write only the new events, in one transaction. */
   if ((rc = exec_ok(c, "begin", "cannot begin", err, errlen))) goto fail;
   if ((rc = find_existing(c, b, &found, &ex, &n_ex, err, errlen))) goto fail_rollback;
   rc = ledger_batch_resolve(b, ex, n_ex, chain->head, chain->hash);
@@ -201,7 +237,7 @@ int ledger_pg_commit(struct pg_conn *cc, struct ledger_batch *b, struct ledger_c
     set_err(err, errlen, "cannot resolve batch", "out of memory");
     goto fail_rollback;
   }
-  if (b->new_count > 0 && (rc = copy_rows(c, b, err, errlen))) goto fail_in_doubt;
+  if (b->new_count > 0 && (rc = copy_rows(c, b, NULL, err, errlen))) goto fail_in_doubt;
   /* From here until COMMIT answers, the outcome is unknown if the link fails. */
   if ((rc = exec_ok(c, "commit", "commit failed", err, errlen))) goto fail_in_doubt;
   chain->head = b->head;
