@@ -21,12 +21,27 @@ struct lk_plan_deadline {
   int resolve_min;
 };
 
+/* One role a plan calls on: a unit type ("fire_brigade") or "compound_roster",
+ * which the compound's governance mode expands (services/dispatch). Called
+ * once the incident sits at from_tier or higher, with per-unit deadlines in
+ * plan minutes: 0 < acknowledge <= arrive <= resolve. */
+struct lk_plan_role {
+  char *role;
+  Linkage__V1__Tier from_tier;
+  int acknowledge_min, arrive_min, resolve_min;
+  int line;
+};
+
 struct lk_plan {
   char *id;
   Linkage__V1__Category category;
   char *kind; /* NULL: the category's plan */
   Linkage__V1__Tier min_tier;
   struct lk_plan_deadline deadlines[LK_SEVERITY_COUNT][LK_TIER_COUNT];
+  struct lk_plan_role *roles; /* at least one; each role once */
+  size_t role_count;
+  char **lead;                /* roles of this plan, in order: the first one needed leads */
+  size_t lead_count;
   int line;
 };
 

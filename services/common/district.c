@@ -450,7 +450,7 @@ static const struct list_spec unit_list = LIST_SPEC("unit", struct lk_unit, unit
 /* ---- plans ----------------------------------------------------------- */
 
 static int check_plan(struct loader *ld, void *obj);
-static const struct field plan_fields[5];
+static const struct field plan_fields[7];
 static const struct list_spec plan_list = LIST_SPEC("plan", struct lk_plan, plan_fields, check_plan);
 
 static int decode_category(struct loader *ld, const struct lk_ynode *v, void *obj,
@@ -483,6 +483,85 @@ static int decode_min_tier(struct loader *ld, const struct lk_ynode *v, void *ob
                    "plan: \"min_tier\" must be compound, community, street or district");
   p->min_tier = (Linkage__V1__Tier)t;
   return LK_OK;
+}
+
+/* ---- plan roles: [{role, from, acknowledge, arrive, resolve}] ---- */
+
+static int role_name_ok(const char *name) {
+  if (strcmp(name, "compound_roster") == 0) return 1;
+  for (const char *const *t = lk_unit_types; *t; t++)
+    if (strcmp(name, *t) == 0) return 1;
+  return 0;
+}
+
+static int decode_role_from(struct loader *ld, const struct lk_ynode *v, void *obj,
+                            const struct field *f) {
+  struct lk_plan_role *r = obj;
+  int t = v->kind == LK_YSCALAR ? tier_from_text(v->text) : 0;
+  if (!t)
+    return fail_at(ld, v->line, "role: \"from\" must be compound, community, street or district");
+  r->from_tier = (Linkage__V1__Tier)t;
+  return LK_OK;
+}
+
+static int check_role(struct loader *ld, void *obj) {
+  struct lk_plan_role *r = obj;
+  if (!role_name_ok(r->role))
+    return fail_at(ld, r->line,
+                   "role \"%s\" is neither a unit type (grid_worker, property_company, "
+                   "owners_committee, special_committee, community_duty, health_centre, "
+                   "police_station, fire_brigade, street_emergency_office, "
+                   "district_emergency_bureau) nor compound_roster",
+                   r->role);
+  if (r->acknowledge_min > r->arrive_min || r->arrive_min > r->resolve_min)
+    return fail_at(ld, r->line,
+                   "role \"%s\": minutes must satisfy acknowledge <= arrive <= resolve "
+                   "(%d, %d, %d)",
+                   r->role, r->acknowledge_min, r->arrive_min, r->resolve_min);
+  return LK_OK;
+}
+
+static const struct field role_fields[] = {
+    F_STR("role", struct lk_plan_role, role, 1),
+    {"from", FT_CUSTOM, 0, 1, 0, 0, REF_NONE, decode_role_from},
+    {"acknowledge", FT_INT, offsetof(struct lk_plan_role, acknowledge_min), 1, 1, 525600, REF_NONE,
+     NULL},
+    {"arrive", FT_INT, offsetof(struct lk_plan_role, arrive_min), 1, 1, 525600, REF_NONE, NULL},
+    {"resolve", FT_INT, offsetof(struct lk_plan_role, resolve_min), 1, 1, 525600, REF_NONE, NULL},
+};
+
+/* The role name doubles as the list's id, so a role given twice in a plan is a duplicate id. */
+static const struct list_spec role_list = {
+    "role",
+    sizeof(struct lk_plan_role),
+    role_fields,
+    sizeof(role_fields) / sizeof(role_fields[0]),
+    offsetof(struct lk_plan_role, role),
+    offsetof(struct lk_plan_role, line),
+    check_role,
+};
+
+static const struct lk_ynode *role_key(const struct lk_ynode *item) {
+  for (size_t i = 0; item->kind == LK_YMAP && i + 1 < item->count; i += 2)
+    if (strcmp(item->items[i]->text, "role") == 0 && item->items[i + 1]->kind == LK_YSCALAR)
+      return item->items[i + 1];
+  return NULL;
+}
+
+static int decode_roles(struct loader *ld, const struct lk_ynode *v, void *obj,
+                        const struct field *f) {
+  struct lk_plan *p = obj;
+  /* Said in the plan's words before decode_list would call it a duplicate id. */
+  for (size_t i = 0; v->kind == LK_YSEQ && i < v->count; i++) {
+    const struct lk_ynode *a = role_key(v->items[i]);
+    for (size_t j = 0; a && j < i; j++) {
+      const struct lk_ynode *b = role_key(v->items[j]);
+      if (b && strcmp(a->text, b->text) == 0)
+        return fail_at(ld, a->line, "role \"%s\" is listed twice in the plan (first at line %d)",
+                       a->text, b->line);
+    }
+  }
+  return decode_list(ld, v, "roles", &role_list, (void **)&p->roles, &p->role_count);
 }
 
 static int decode_minutes(struct loader *ld, const struct lk_ynode *v, int *out) {
@@ -552,6 +631,26 @@ static int check_plan(struct loader *ld, void *obj) {
   }
   if (lk_plan_check(p, why, sizeof why) != LK_OK)
     return fail_at(ld, p->line, "plan \"%s\": %s", p->id, why);
+  /* A role called from below the plan's floor would never be called there: say so. */
+  for (size_t i = 0; i < p->role_count; i++)
+    if (p->roles[i].from_tier < p->min_tier)
+      return fail_at(ld, p->roles[i].line,
+                     "plan \"%s\": role \"%s\" is called from %s tier, below the plan's "
+                     "min_tier %s",
+                     p->id, p->roles[i].role, lk_tier_name(p->roles[i].from_tier),
+                     lk_tier_name(p->min_tier));
+  for (size_t i = 0; i < p->lead_count; i++) {
+    size_t j;
+    for (j = 0; j < p->role_count; j++)
+      if (strcmp(p->lead[i], p->roles[j].role) == 0) break;
+    if (j == p->role_count)
+      return fail_at(ld, p->line, "plan \"%s\": lead \"%s\" is not one of the plan's roles",
+                     p->id, p->lead[i]);
+    for (j = 0; j < i; j++)
+      if (strcmp(p->lead[i], p->lead[j]) == 0)
+        return fail_at(ld, p->line, "plan \"%s\": lead \"%s\" is listed twice", p->id,
+                       p->lead[i]);
+  }
   return LK_OK;
 }
 
@@ -561,6 +660,8 @@ static const struct field plan_fields[] = {
     F_STR("kind", struct lk_plan, kind, 0),
     {"min_tier", FT_CUSTOM, 0, 1, 0, 0, REF_NONE, decode_min_tier},
     {"deadlines", FT_CUSTOM, 0, 1, 0, 0, REF_NONE, decode_deadlines},
+    {"roles", FT_CUSTOM, 0, 1, 0, 0, REF_NONE, decode_roles},
+    {"lead", FT_STRINGS, offsetof(struct lk_plan, lead), 0, 0, 0, REF_NONE, NULL},
 };
 
 /* Every category needs its general plan, and no two plans may claim the same category and kind. */
@@ -724,8 +825,13 @@ void lk_district_destroy(struct lk_district **pd) {
   }
   free(d->units);
   for (size_t i = 0; d->plans && i < d->plan_count; i++) {
-    free(d->plans[i].id);
-    free(d->plans[i].kind);
+    struct lk_plan *p = &d->plans[i];
+    free(p->id);
+    free(p->kind);
+    for (size_t j = 0; p->roles && j < p->role_count; j++)
+      free(p->roles[j].role);
+    free(p->roles);
+    free_strings(p->lead, p->lead_count);
   }
   free(d->plans);
   free(d);

@@ -47,6 +47,13 @@ struct dispatch_need {
 size_t dispatch_needs(const struct lk_plan *plan, const struct lk_compound *c,
                       Linkage__V1__Tier tier, struct dispatch_need *out, size_t max);
 
+/* Plan minutes -> real microseconds under the policy's time scale. */
+struct dispatch_policy;
+int64_t dispatch_plan_us(const struct dispatch_policy *p, int minutes);
+
+/* The minute of the local day (0..1439) at now_us, for duty hours. */
+int dispatch_minute_of_day(int64_t now_us, int utc_offset_min);
+
 /* Unit types of a governance mode's compound roster; NULL-terminated, static. */
 const char *const *dispatch_roster(enum lk_governance_mode mode);
 
@@ -54,7 +61,8 @@ const char *const *dispatch_roster(enum lk_governance_mode mode);
 
 struct dispatch_unit_status {
   int present;       /* heard from within the presence timeout */
-  unsigned load;     /* open assignments (dispatched, not resolved or declined) */
+  unsigned load;     /* open assignments (dispatched, not resolved or declined): the shell
+                        copies dispatch_state.unit_load[i] here */
 };
 
 /* How specific a unit's coverage of a compound is: 5 grid of the incident's
@@ -94,6 +102,9 @@ struct dispatch_assignment {
   int64_t dispatched_at_us, acknowledge_by_us, arrive_by_us, resolve_by_us;
   int64_t acknowledged_at_us, on_scene_at_us, resolved_at_us;
   uint32_t deadline_handle; /* acknowledge deadline in the heap while unanswered */
+  uint8_t replaced; /* declined, and a later assignment names it in `replaces` */
+  uint8_t backup;   /* its unit asked for backup (one more unit of its role) */
+  uint8_t loaded;   /* counted in dispatch_state.unit_load */
 };
 
 enum {
@@ -120,6 +131,8 @@ struct dispatch_incident {
   uint32_t *assignments;      /* indexes into dispatch_state.assignments */
   uint32_t assignment_count, assignment_cap;
   uint32_t close_handle;      /* the automatic close deadline after `resolved` */
+  uint32_t no_unit_mask;      /* needs (by index in dispatch_needs at the current tier) whose
+                                 no_unit_available is committed at this tier */
 };
 
 struct dispatch_policy {
@@ -157,6 +170,12 @@ void dispatch_state_close(struct dispatch_state *s);
 uint32_t dispatch_state_apply(struct dispatch_state *s, uint64_t position,
                               const Linkage__V1__Event *ev);
 
+/* Forgets the heap handle of a deadline the shell popped. */
+void dispatch_state_fired(struct dispatch_state *s, const struct lk_deadline *d);
+/* Puts a popped deadline back at at_us (its decision was refused by the ledger, or must be
+ * looked at again later). */
+void dispatch_state_rearm(struct dispatch_state *s, const struct lk_deadline *d, int64_t at_us);
+
 struct dispatch_incident *dispatch_incident_get(struct dispatch_state *s, const char *id);
 struct dispatch_assignment *dispatch_assignment_get(struct dispatch_state *s, const char *id);
 
@@ -177,6 +196,7 @@ struct dispatch_decision {
   Linkage__V1__Tier tier;
   int64_t acknowledge_by_us, arrive_by_us, resolve_by_us;
   char reason[256];
+  char note[512];              /* a unit's answer note (UnitAnswer.note) */
 };
 
 /* What an incident needs now: the next unit to call for a needed role that
@@ -206,5 +226,28 @@ int dispatch_decide_answer(const struct dispatch_state *s, const char *unit_id,
                            const char *assignment_id, int kind /* Answer.Kind */, const char *note,
                            int64_t now_us, Linkage__V1__EventType *type, char *event_id,
                            size_t event_id_len, char *err, size_t errlen);
+
+/* dispatch_decide_answer with the whole decision: UNIT_ACKNOWLEDGED, UNIT_ON_SCENE,
+ * UNIT_RESOLVED, UNIT_DECLINED, BACKUP_REQUESTED (event body UnitAnswer: assignment, unit,
+ * note) or, for VERIFIED, CLOSED with reason "verified on site by unit:<id>". The event's
+ * actor is "unit:<unit_id>". A repeated answer yields the same event id (the ledger drops the
+ * repeat). LK_OK with *out, or LK_EINVAL with the reason in err. */
+int dispatch_answer_decision(const struct dispatch_state *s, const char *unit_id,
+                             const char *assignment_id, int kind, const char *note, int64_t now_us,
+                             struct dispatch_decision *out, char *err, size_t errlen);
+
+/* ---- decision -> event (dispatch_event.c) ---- */
+
+/* Fills ev from d; ev borrows from d and st, nothing is allocated. */
+struct dispatch_event_storage {
+  Linkage__V1__Dispatched dispatched;
+  Linkage__V1__UnitAnswer answer;
+  Linkage__V1__NoUnitAvailable no_unit;
+  Linkage__V1__Resolved resolved;
+  Linkage__V1__Closed closed;
+  char actor[LK_ID_MAX + 16];
+};
+void dispatch_event_build(const struct dispatch_decision *d, const char *actor, int64_t now_us,
+                          Linkage__V1__Event *ev, struct dispatch_event_storage *st);
 
 #endif

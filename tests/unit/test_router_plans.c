@@ -101,12 +101,25 @@ LK_TEST(bad_plans_are_refused_with_line_and_reason) {
     const char *why;
   } bad[] = {
       {"bad_missing_row.yaml", 42, "no deadlines for severity IV at tier street"},
-      {"bad_unreachable_row.yaml", 98, "severity IV never sits at compound tier"},
-      {"bad_duplicate_plan.yaml", 107, "covers the same category and kind as plan \"gas-leak\""},
+      {"bad_unreachable_row.yaml", 105, "severity IV never sits at compound tier"},
+      {"bad_duplicate_plan.yaml", 115, "covers the same category and kind as plan \"gas-leak\""},
       {"bad_category_without_plan.yaml", 1, "category latent_hazard has no plan"},
       {"bad_ack_after_resolve.yaml", 42, "0 < acknowledge <= resolve"},
-      {"bad_tier_name.yaml", 47, "tier must be compound, community, street or district"},
-      {"bad_minutes.yaml", 46, "minutes must be an integer"},
+      {"bad_tier_name.yaml", 48, "tier must be compound, community, street or district"},
+      {"bad_minutes.yaml", 47, "minutes must be an integer"},
+      /* plan roles (dispatch) */
+      {"bad_roles_missing.yaml", 51, "plan: missing required key \"roles\""},
+      {"bad_roles_empty.yaml", 54, "\"roles\" must not be empty"},
+      {"bad_role_name.yaml", 56, "role \"ambulance\" is neither a unit type"},
+      {"bad_role_from.yaml", 56,
+       "role \"grid_worker\" is called from compound tier, below the plan's min_tier community"},
+      {"bad_role_from_name.yaml", 54, "role: \"from\" must be compound, community, street"},
+      {"bad_role_order.yaml", 56, "acknowledge <= arrive <= resolve (5, 150, 120)"},
+      {"bad_role_zero.yaml", 54, "role: \"acknowledge\" is 0, outside [1, 525600]"},
+      {"bad_role_missing_key.yaml", 54, "role: missing required key \"arrive\""},
+      {"bad_role_twice.yaml", 57, "role \"fire_brigade\" is listed twice in the plan"},
+      {"bad_lead_unknown.yaml", 51, "lead \"police_station\" is not one of the plan's roles"},
+      {"bad_lead_twice.yaml", 51, "lead \"fire_brigade\" is listed twice"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     char path[256], err[512], want[300];

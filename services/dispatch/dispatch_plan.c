@@ -1,0 +1,471 @@
+/* Which units to call: plain functions of the folded state, the district
+ * data, unit presence and the time passed in. No clock, no sockets. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dispatch.h"
+#include "linkage/error.h"
+#include "linkage/v1/unit.pb-c.h"
+
+int64_t dispatch_plan_us(const struct dispatch_policy *p, int minutes) {
+  double scale = p && p->time_scale > 0 ? p->time_scale : 1.0;
+  return (int64_t)((double)minutes * 60e6 / scale);
+}
+
+int dispatch_minute_of_day(int64_t now_us, int utc_offset_min) {
+  int64_t m = now_us / 60000000;
+  if (now_us < 0 && now_us % 60000000) m--; /* floor, not truncation */
+  m = (m + utc_offset_min) % 1440;
+  return (int)(m < 0 ? m + 1440 : m);
+}
+
+/* ---- rosters and needs ---- */
+
+static const char *const roster_established[] = {"community_duty", "grid_worker", NULL};
+static const char *const roster_committee[] = {"special_committee", "property_company", NULL};
+static const char *const roster_traditional[] = {"property_company", "owners_committee",
+                                                 "community_duty", NULL};
+static const char *const roster_none[] = {NULL};
+
+const char *const *dispatch_roster(enum lk_governance_mode mode) {
+  switch (mode) {
+  case LK_MODE_ESTABLISHED_COMMUNITY: return roster_established;
+  case LK_MODE_SPECIAL_COMMITTEE: return roster_committee;
+  case LK_MODE_TRADITIONAL: return roster_traditional;
+  case LK_MODE_UNSPECIFIED: break;
+  }
+  return roster_none;
+}
+
+static int is_roster(const char *role) {
+  return strcmp(role, "compound_roster") == 0;
+}
+
+static const struct lk_plan_role *plan_role(const struct lk_plan *plan, const char *name) {
+  for (size_t i = 0; i < plan->role_count; i++)
+    if (strcmp(plan->roles[i].role, name) == 0) return &plan->roles[i];
+  return NULL;
+}
+
+size_t dispatch_needs(const struct lk_plan *plan, const struct lk_compound *c,
+                      Linkage__V1__Tier tier, struct dispatch_need *out, size_t max) {
+  if (!plan || !c) return 0;
+  const char *const *roster = dispatch_roster(c->mode);
+  size_t n = 0;
+  for (size_t i = 0; i < plan->role_count; i++) {
+    const struct lk_plan_role *r = &plan->roles[i];
+    if (r->from_tier > tier) continue;
+    const char *single[] = {r->role, NULL};
+    const char *const *types = is_roster(r->role) ? roster : single;
+    for (; *types; types++) {
+      size_t k;
+      for (k = 0; k < n; k++)
+        if (strcmp(out[k].role, *types) == 0) break;
+      if (k < n || n == max) continue; /* each unit type once; the first role listed wins */
+      memset(&out[n], 0, sizeof out[n]);
+      snprintf(out[n].role, sizeof out[n].role, "%s", *types);
+      out[n].acknowledge_min = r->acknowledge_min;
+      out[n].arrive_min = r->arrive_min;
+      out[n].resolve_min = r->resolve_min;
+      n++;
+    }
+  }
+  /* The lead: the first role of the lead list needed at this tier (a roster leads through its
+   * first type); without one, the first need. */
+  const char *lead = NULL;
+  for (size_t i = 0; i < plan->lead_count && !lead; i++) {
+    const struct lk_plan_role *r = plan_role(plan, plan->lead[i]);
+    if (!r || r->from_tier > tier) continue;
+    lead = is_roster(r->role) ? roster[0] : r->role;
+  }
+  size_t k = 0;
+  for (; lead && k < n; k++)
+    if (strcmp(out[k].role, lead) == 0) break;
+  if (n) out[lead && k < n ? k : 0].lead = 1;
+  return n;
+}
+
+/* ---- units ---- */
+
+static const char *building_grid(const struct lk_compound *c, const char *building) {
+  for (size_t i = 0; building && building[0] && i < c->building_count; i++)
+    if (strcmp(c->buildings[i].id, building) == 0) return c->buildings[i].grid_id;
+  return NULL;
+}
+
+static int grid_of(const struct lk_compound *c, const char *id) {
+  for (size_t i = 0; i < c->grid_count; i++)
+    if (strcmp(c->grid_ids[i], id) == 0) return 1;
+  return 0;
+}
+
+int dispatch_coverage(const struct lk_district *d, const struct lk_unit *u,
+                      const struct lk_compound *c, const char *building) {
+  const char *grid = building_grid(c, building);
+  const struct lk_org *community = lk_district_community(d, c->community_id);
+  const char *street = community ? community->parent_id : NULL;
+  int best = 0;
+  for (size_t i = 0; i < u->cover_count; i++) {
+    const char *id = u->covers[i];
+    int cov = 0;
+    if (grid && strcmp(id, grid) == 0)
+      cov = 5;
+    else if (strcmp(id, c->id) == 0)
+      cov = 4;
+    else if (!grid && grid_of(c, id))
+      cov = 4; /* building unknown: any grid of the compound answers for it */
+    else if (strcmp(id, c->community_id) == 0)
+      cov = 3;
+    else if (street && strcmp(id, street) == 0)
+      cov = 2;
+    else if (strcmp(id, d->district.id) == 0)
+      cov = 1;
+    if (cov > best) best = cov;
+  }
+  return best;
+}
+
+static int excluded(const char *id, const char *const *exclude, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (exclude[i] && strcmp(exclude[i], id) == 0) return 1;
+  return 0;
+}
+
+const struct lk_unit *dispatch_pick(const struct lk_district *d, const struct lk_compound *c,
+                                    const char *building, const char *role,
+                                    const struct dispatch_unit_status *status, int minute_of_day,
+                                    const char *const *exclude, size_t exclude_count) {
+  const struct lk_unit *best = NULL;
+  int best_present = 0, best_cov = 0;
+  unsigned best_load = 0;
+  for (size_t i = 0; i < d->unit_count; i++) {
+    const struct lk_unit *u = &d->units[i];
+    if (strcmp(u->type, role) != 0 || !lk_unit_on_duty(u, minute_of_day)) continue;
+    if (excluded(u->id, exclude, exclude_count)) continue;
+    int cov = dispatch_coverage(d, u, c, building);
+    if (!cov) continue;
+    int present = status ? status[i].present != 0 : 0;
+    unsigned load = status ? status[i].load : 0;
+    int better = !best || present > best_present ||
+                 (present == best_present &&
+                  (cov > best_cov ||
+                   (cov == best_cov &&
+                    (load < best_load || (load == best_load && strcmp(u->id, best->id) < 0)))));
+    if (better) {
+      best = u;
+      best_present = present;
+      best_cov = cov;
+      best_load = load;
+    }
+  }
+  return best;
+}
+
+/* ---- decisions ---- */
+
+static int open_state(uint8_t st) {
+  return st == DA_DISPATCHED || st == DA_ACKNOWLEDGED || st == DA_ON_SCENE;
+}
+
+static void begin(struct dispatch_decision *out, const struct dispatch_incident *inc, uint32_t slot,
+                  Linkage__V1__EventType type) {
+  memset(out, 0, sizeof *out);
+  out->type = type;
+  out->incident = slot;
+  out->tier = inc->tier;
+  snprintf(out->incident_id, sizeof out->incident_id, "%s", inc->id);
+}
+
+/* What the incident has for one role: the assignments so far (all tried units), those not
+ * declined (each fills a place), the places wanted (one, plus one per backup request), the
+ * highest n, and a declined assignment nobody has taken over yet. */
+struct role_tally {
+  const char *tried[64];
+  size_t tried_count;
+  unsigned live, wanted;
+  unsigned max_n;
+  uint32_t unreplaced[DISPATCH_MAX_ROLES];
+  size_t unreplaced_count;
+  int resolved;
+};
+
+static void tally(const struct dispatch_state *s, const struct dispatch_incident *inc,
+                  const char *role, struct role_tally *t) {
+  memset(t, 0, sizeof *t);
+  t->wanted = 1;
+  for (uint32_t i = 0; i < inc->assignment_count; i++) {
+    const struct dispatch_assignment *a = &s->assignments[inc->assignments[i]];
+    if (strcmp(a->role, role) != 0) continue;
+    if (t->tried_count < sizeof t->tried / sizeof t->tried[0])
+      t->tried[t->tried_count++] = a->unit_id;
+    if (a->n > t->max_n) t->max_n = a->n;
+    if (a->backup) t->wanted++;
+    if (a->state == DA_RESOLVED) t->resolved = 1;
+    if (a->state != DA_DECLINED)
+      t->live++;
+    else if (!a->replaced && t->unreplaced_count < DISPATCH_MAX_ROLES)
+      t->unreplaced[t->unreplaced_count++] = inc->assignments[i];
+  }
+}
+
+static const struct lk_plan *plan_of(const struct dispatch_state *s,
+                                     const struct dispatch_incident *inc) {
+  return lk_plan_find(s->district->plans, s->district->plan_count, inc->category, inc->kind);
+}
+
+size_t dispatch_decide(const struct dispatch_state *s, uint32_t slot,
+                       const struct dispatch_unit_status *status, int64_t now_us,
+                       struct dispatch_decision *out, size_t max) {
+  if (slot == 0 || slot >= s->count || !s->district) return 0;
+  const struct dispatch_incident *inc = &s->incidents[slot];
+  if (!(inc->flags & DI_ROUTED) ||
+      (inc->flags & (DI_RESOLVED | DI_CLOSED | DI_MERGED | DI_INFLIGHT)))
+    return 0;
+  const struct lk_plan *plan = plan_of(s, inc);
+  const struct lk_compound *c = &s->district->compounds[inc->compound];
+  struct dispatch_need needs[DISPATCH_MAX_ROLES];
+  size_t nn = dispatch_needs(plan, c, inc->tier, needs, DISPATCH_MAX_ROLES);
+  int minute = dispatch_minute_of_day(now_us, s->policy.utc_offset_min);
+  size_t n = 0;
+  int pending = 0; /* a role still waits for a unit (or for its no_unit_available) */
+
+  for (size_t i = 0; i < nn; i++) {
+    struct role_tally t;
+    tally(s, inc, needs[i].role, &t);
+    size_t replaced_here = 0;
+    while (t.live < t.wanted) {
+      const struct lk_unit *u = dispatch_pick(s->district, c, inc->building, needs[i].role, status,
+                                              minute, t.tried, t.tried_count);
+      if (!u) {
+        if (inc->no_unit_mask & (1u << i)) break; /* said already at this tier */
+        pending = 1;
+        if (n == max) break;
+        struct dispatch_decision *d = &out[n++];
+        begin(d, inc, slot, LINKAGE__V1__EVENT_TYPE__NO_UNIT_AVAILABLE);
+        char q[DISPATCH_ROLE_MAX + 32];
+        snprintf(q, sizeof q, "%.31s/%s", needs[i].role, lk_tier_name(inc->tier));
+        lk_event_id(d->event_id, sizeof d->event_id, inc->id, d->type, q, 0);
+        snprintf(d->role, sizeof d->role, "%.31s", needs[i].role);
+        snprintf(
+            d->reason, sizeof d->reason,
+            "no %.31s unit left for %s: none other covers it and is on duty at %02d:%02d local "
+            "time (%zu already called)",
+            needs[i].role, c->id, minute / 60, minute % 60, t.tried_count);
+        break;
+      }
+      pending = 1;
+      if (n == max) break;
+      struct dispatch_decision *d = &out[n++];
+      begin(d, inc, slot, LINKAGE__V1__EVENT_TYPE__DISPATCHED);
+      unsigned nth = ++t.max_n;
+      snprintf(d->role, sizeof d->role, "%.31s", needs[i].role);
+      snprintf(d->assignment_id, sizeof d->assignment_id, "%s/%.31s/%u", inc->id, needs[i].role,
+               nth);
+      lk_event_id(d->event_id, sizeof d->event_id, inc->id, d->type, needs[i].role, nth);
+      snprintf(d->unit_id, sizeof d->unit_id, "%s", u->id);
+      d->lead = needs[i].lead;
+      d->acknowledge_by_us = now_us + dispatch_plan_us(&s->policy, needs[i].acknowledge_min);
+      d->arrive_by_us = now_us + dispatch_plan_us(&s->policy, needs[i].arrive_min);
+      d->resolve_by_us = now_us + dispatch_plan_us(&s->policy, needs[i].resolve_min);
+      if (replaced_here < t.unreplaced_count)
+        snprintf(d->replaces, sizeof d->replaces, "%s",
+                 s->assignments[t.unreplaced[replaced_here++]].id);
+      if (t.tried_count < sizeof t.tried / sizeof t.tried[0]) t.tried[t.tried_count++] = u->id;
+      t.live++;
+    }
+  }
+  if (pending || n) return n;
+
+  /* The resolution barrier: the lead has resolved and nobody's part is still open (declined
+   * assignments, replaced or not, do not hold it up). */
+  const struct dispatch_need *lead = NULL;
+  for (size_t i = 0; i < nn && !lead; i++)
+    if (needs[i].lead) lead = &needs[i];
+  if (!lead || inc->assignment_count == 0) return 0;
+  const struct dispatch_assignment *lead_done = NULL;
+  for (uint32_t i = 0; i < inc->assignment_count; i++) {
+    const struct dispatch_assignment *a = &s->assignments[inc->assignments[i]];
+    if (open_state(a->state)) return 0;
+    if (a->state == DA_RESOLVED && strcmp(a->role, lead->role) == 0 && !lead_done) lead_done = a;
+  }
+  if (!lead_done || max == 0) return 0;
+  struct dispatch_decision *d = &out[0];
+  begin(d, inc, slot, LINKAGE__V1__EVENT_TYPE__RESOLVED);
+  lk_event_id(d->event_id, sizeof d->event_id, inc->id, d->type, NULL, 0);
+  snprintf(d->role, sizeof d->role, "%s", lead->role);
+  snprintf(d->unit_id, sizeof d->unit_id, "%s", lead_done->unit_id);
+  snprintf(d->reason, sizeof d->reason,
+           "the lead (%s, unit %s) resolved and every unit's part is done", lead->role,
+           lead_done->unit_id);
+  return 1;
+}
+
+int dispatch_decide_expiry(const struct dispatch_state *s, uint32_t assignment, int64_t now_us,
+                           struct dispatch_decision *out) {
+  if (assignment == 0 || assignment >= s->assignment_count) return 0;
+  const struct dispatch_assignment *a = &s->assignments[assignment];
+  if (a->state != DA_DISPATCHED || a->acknowledge_by_us > now_us) return 0;
+  const struct dispatch_incident *inc = &s->incidents[a->incident];
+  if (inc->flags & (DI_CLOSED | DI_MERGED)) return 0;
+  begin(out, inc, a->incident, LINKAGE__V1__EVENT_TYPE__UNIT_DECLINED);
+  lk_event_id(out->event_id, sizeof out->event_id, inc->id, out->type, a->role, a->n);
+  snprintf(out->assignment_id, sizeof out->assignment_id, "%s", a->id);
+  snprintf(out->unit_id, sizeof out->unit_id, "%s", a->unit_id);
+  snprintf(out->role, sizeof out->role, "%s", a->role);
+  snprintf(out->note, sizeof out->note, "no answer before the acknowledge deadline");
+  return 1;
+}
+
+/* The verification window in plan minutes, for the reason text. */
+static long long window_minutes(const struct dispatch_policy *p) {
+  double scale = p->time_scale > 0 ? p->time_scale : 1.0;
+  return (long long)((double)p->verify_window_us * scale / 60e6 + 0.5);
+}
+
+int dispatch_decide_autoclose(const struct dispatch_state *s, uint32_t slot, int64_t now_us,
+                              struct dispatch_decision *out) {
+  if (slot == 0 || slot >= s->count) return 0;
+  const struct dispatch_incident *inc = &s->incidents[slot];
+  if (!(inc->flags & DI_RESOLVED) || (inc->flags & (DI_CLOSED | DI_MERGED))) return 0;
+  if (inc->resolved_at_us + s->policy.verify_window_us > now_us) return 0;
+  begin(out, inc, slot, LINKAGE__V1__EVENT_TYPE__CLOSED);
+  lk_event_id(out->event_id, sizeof out->event_id, inc->id, out->type, "dispatch", 0);
+  snprintf(out->reason, sizeof out->reason,
+           "not verified within %lld minutes; closed automatically", window_minutes(&s->policy));
+  return 1;
+}
+
+/* ---- answers ---- */
+
+static const char *kind_word(int kind) {
+  switch (kind) {
+  case LINKAGE__V1__ANSWER__KIND__ACKNOWLEDGED: return "acknowledged";
+  case LINKAGE__V1__ANSWER__KIND__ON_SCENE: return "on_scene";
+  case LINKAGE__V1__ANSWER__KIND__RESOLVED: return "resolved";
+  case LINKAGE__V1__ANSWER__KIND__DECLINED: return "declined";
+  case LINKAGE__V1__ANSWER__KIND__NEED_BACKUP: return "need_backup";
+  case LINKAGE__V1__ANSWER__KIND__VERIFIED: return "verified";
+  default: return NULL;
+  }
+}
+
+static const char *state_word(uint8_t st) {
+  switch (st) {
+  case DA_DISPATCHED: return "dispatched";
+  case DA_ACKNOWLEDGED: return "acknowledged";
+  case DA_ON_SCENE: return "on scene";
+  case DA_RESOLVED: return "resolved";
+  case DA_DECLINED: return "declined";
+  default: return "unknown";
+  }
+}
+
+#define REFUSE(...)                                                                                \
+  do {                                                                                             \
+    snprintf(err, errlen, __VA_ARGS__);                                                            \
+    return LK_EINVAL;                                                                              \
+  } while (0)
+
+/* VERIFIED names an assignment of the incident (any unit's) or the incident itself. */
+static int verify(const struct dispatch_state *s, const struct lk_unit *u, const char *target,
+                  struct dispatch_decision *out, char *err, size_t errlen) {
+  uint64_t v;
+  uint32_t slot = 0;
+  if (lk_map_get(&s->assignment_by_id, target, &v))
+    slot = s->assignments[v].incident;
+  else if (lk_map_get(&s->by_id, target, &v))
+    slot = (uint32_t)v;
+  if (!slot) REFUSE("unknown assignment or incident \"%s\"", target);
+  const struct dispatch_incident *inc = &s->incidents[slot];
+  const struct lk_compound *c = &s->district->compounds[inc->compound];
+  if (strcmp(u->type, "grid_worker") != 0)
+    REFUSE("only a grid worker verifies on site; unit \"%s\" is a %s", u->id, u->type);
+  if (dispatch_coverage(s->district, u, c, NULL) == 0)
+    REFUSE("unit \"%s\" does not cover %s, where incident %s is", u->id, c->id, inc->id);
+  if (inc->flags & DI_CLOSED) REFUSE("incident %s is already closed", inc->id);
+  if (inc->flags & DI_MERGED) REFUSE("incident %s was merged into another", inc->id);
+  if (!(inc->flags & DI_RESOLVED))
+    REFUSE("incident %s is not resolved yet: nothing to verify", inc->id);
+  begin(out, inc, slot, LINKAGE__V1__EVENT_TYPE__CLOSED);
+  lk_event_id(out->event_id, sizeof out->event_id, inc->id, out->type, "dispatch", 0);
+  snprintf(out->unit_id, sizeof out->unit_id, "%s", u->id);
+  snprintf(out->reason, sizeof out->reason, "verified on site by unit:%s", u->id);
+  return LK_OK;
+}
+
+int dispatch_answer_decision(const struct dispatch_state *s, const char *unit_id,
+                             const char *assignment_id, int kind, const char *note, int64_t now_us,
+                             struct dispatch_decision *out, char *err, size_t errlen) {
+  (void)now_us;
+  memset(out, 0, sizeof *out);
+  const char *word = kind_word(kind);
+  if (!word) REFUSE("answer kind %d is not known", kind);
+  const struct lk_unit *u = s->district ? lk_district_unit(s->district, unit_id) : NULL;
+  if (!u) REFUSE("unknown unit \"%s\"", unit_id ? unit_id : "");
+  if (!assignment_id || !assignment_id[0]) REFUSE("the answer names no assignment");
+  if (!note) note = "";
+  size_t note_len = strlen(note);
+  if (note_len > 500) REFUSE("note is %zu bytes; at most 500", note_len);
+  if (!lk_utf8_valid(note, note_len)) REFUSE("note is not valid UTF-8");
+  if (kind == LINKAGE__V1__ANSWER__KIND__VERIFIED)
+    return verify(s, u, assignment_id, out, err, errlen);
+
+  uint64_t idx;
+  if (!lk_map_get(&s->assignment_by_id, assignment_id, &idx))
+    REFUSE("unknown assignment \"%s\"", assignment_id);
+  const struct dispatch_assignment *a = &s->assignments[idx];
+  const struct dispatch_incident *inc = &s->incidents[a->incident];
+  if (strcmp(a->unit_id, unit_id) != 0)
+    REFUSE("assignment \"%s\" belongs to unit \"%s\", not \"%s\"", a->id, a->unit_id, unit_id);
+  if (inc->flags & DI_CLOSED) REFUSE("incident %s is closed", inc->id);
+  if (inc->flags & DI_MERGED) REFUSE("incident %s was merged into another", inc->id);
+
+  Linkage__V1__EventType type = LINKAGE__V1__EVENT_TYPE__EVENT_TYPE_UNSPECIFIED;
+  /* The same answer again is allowed: it names the same event, which the ledger drops. */
+  switch (kind) {
+  case LINKAGE__V1__ANSWER__KIND__ACKNOWLEDGED:
+  case LINKAGE__V1__ANSWER__KIND__ON_SCENE:
+  case LINKAGE__V1__ANSWER__KIND__NEED_BACKUP:
+    if (!open_state(a->state))
+      REFUSE("assignment \"%s\" is %s; it can no longer be answered %s", a->id,
+             a->state == DA_DECLINED && a->replaced ? "declined and taken over by another unit"
+                                                    : state_word(a->state),
+             word);
+    type =
+        kind == LINKAGE__V1__ANSWER__KIND__ACKNOWLEDGED ? LINKAGE__V1__EVENT_TYPE__UNIT_ACKNOWLEDGED
+        : kind == LINKAGE__V1__ANSWER__KIND__ON_SCENE   ? LINKAGE__V1__EVENT_TYPE__UNIT_ON_SCENE
+                                                        : LINKAGE__V1__EVENT_TYPE__BACKUP_REQUESTED;
+    break;
+  case LINKAGE__V1__ANSWER__KIND__RESOLVED:
+    if (a->state == DA_DECLINED)
+      REFUSE("assignment \"%s\" is declined; it can no longer be resolved", a->id);
+    type = LINKAGE__V1__EVENT_TYPE__UNIT_RESOLVED;
+    break;
+  case LINKAGE__V1__ANSWER__KIND__DECLINED:
+    if (a->state == DA_RESOLVED)
+      REFUSE("assignment \"%s\" is resolved; it can no longer be declined", a->id);
+    type = LINKAGE__V1__EVENT_TYPE__UNIT_DECLINED;
+    break;
+  default: REFUSE("answer kind %d is not known", kind);
+  }
+  begin(out, inc, a->incident, type);
+  lk_event_id(out->event_id, sizeof out->event_id, inc->id, type, a->role, a->n);
+  snprintf(out->assignment_id, sizeof out->assignment_id, "%s", a->id);
+  snprintf(out->unit_id, sizeof out->unit_id, "%s", a->unit_id);
+  snprintf(out->role, sizeof out->role, "%s", a->role);
+  snprintf(out->note, sizeof out->note, "%s", note);
+  return LK_OK;
+}
+
+int dispatch_decide_answer(const struct dispatch_state *s, const char *unit_id,
+                           const char *assignment_id, int kind, const char *note, int64_t now_us,
+                           Linkage__V1__EventType *type, char *event_id, size_t event_id_len,
+                           char *err, size_t errlen) {
+  struct dispatch_decision d;
+  int rc = dispatch_answer_decision(s, unit_id, assignment_id, kind, note, now_us, &d, err, errlen);
+  if (rc != LK_OK) return rc;
+  if (type) *type = d.type;
+  if (event_id) snprintf(event_id, event_id_len, "%s", d.event_id);
+  return LK_OK;
+}
