@@ -24,7 +24,7 @@ COMMON_O   := $(patsubst %.c,$(BUILD)/%.o,$(COMMON_SRC))
 LIB        := $(BUILD)/liblinkage.a
 
 # Every folder under services/ except common is one program: services/<x>/ -> bin/<name>.
-DAEMONS  := ledger intake router
+DAEMONS  := ledger intake router dispatch
 PROGRAMS := $(addprefix $(BIN)/linkage-,$(DAEMONS)) $(BIN)/linkagectl
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -105,8 +105,10 @@ $(BUILD)/bench/%: tests/bench/%.c $(wildcard tests/bench/*.h) $(LIB) $(SVC_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Iservices $< $(SVC_LIBS) $(LIB) $(LDFLAGS_ALL) $(PKG_LIBS) -o $@
 
-# The Python clients are built by stock protoc from the same .proto files.
-$(BUILD)/py/linkage/v1/report_pb2.py: $(PROTOS)
+# The Python clients are built by stock protoc from the same .proto files; every module is a
+# target, so a tree generated before a .proto was added is brought up to date.
+PY_PB2 := $(patsubst proto/%.proto,$(BUILD)/py/%_pb2.py,$(PROTOS))
+$(PY_PB2) &: $(PROTOS)
 	@mkdir -p $(BUILD)/py
 	protoc --python_out=$(BUILD)/py -Iproto $(PROTOS)
 	@touch $(BUILD)/py/linkage/__init__.py $(BUILD)/py/linkage/v1/__init__.py
@@ -114,7 +116,7 @@ $(BUILD)/py/linkage/v1/report_pb2.py: $(PROTOS)
 run: deps all
 	@deploy/run.sh
 
-test: deps all $(BUILD)/py/linkage/v1/report_pb2.py
+test: deps all $(PY_PB2)
 	@tests/run-all.sh
 
 unit: all

@@ -27,6 +27,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -41,9 +42,9 @@ for _p in (os.path.join(ROOT, "build", "py"), PY_OUT):  # PY_OUT ends up first
 
 import zmq  # noqa: E402
 
-from linkage.v1 import command_pb2, event_pb2, ledger_pb2, report_pb2  # noqa: E402,F401
+from linkage.v1 import command_pb2, event_pb2, ledger_pb2, report_pb2, unit_pb2  # noqa: E402,F401
 
-DAEMONS = ("ledger", "intake", "router")
+DAEMONS = ("ledger", "intake", "router", "dispatch")
 
 
 # ---------------------------------------------------------------- checks
@@ -276,6 +277,246 @@ class Device:
         return None, attempts
 
 
+# ---------------------------------------------------------------- responder unit client
+
+
+ANSWER_KINDS = {"acknowledged": 1, "on_scene": 2, "resolved": 3, "declined": 4,
+                "need_backup": 5, "verified": 6}
+
+
+class Unit:
+    """A responder unit on linkage-dispatch (proto/linkage/v1/unit.proto).
+
+    A background thread owns the DEALER: it says Hello, sends a Heartbeat every
+    heartbeat_ms the Welcome names (unless heartbeat=False; heartbeat() sends
+    one by hand), says Hello again when dispatch answers a message with a
+    refused Welcome saying "send Hello first" after a successful one (dispatch
+    restarted and forgot the session), and keeps
+    what dispatch sends. Assignments are deduplicated by assignment id, as the
+    protocol asks of a unit; every copy received is still recorded (received),
+    so a test can count repeats. The test thread talks to the worker through
+    an inproc pipe and reads the state under a condition variable.
+
+    hello=False leaves the Hello to the test (say_hello())."""
+
+    def __init__(self, endpoint, unit_id, heartbeat=True, hello=True, software="tests/lib/stack.py",
+                 ctx=None):
+        self.endpoint = endpoint
+        self.unit_id = unit_id
+        self.software = software
+        self.heartbeat_on = heartbeat
+        self.ctx = ctx or zmq.Context.instance()
+        self.cond = threading.Condition()
+        self.welcomes = []        # every Welcome, in order
+        self.registered = False   # the last Welcome had no error
+        self.ever_registered = False
+        self.heartbeat_ms = 0
+        self.rehellos = 0
+        self.assignments = {}     # assignment id -> the latest copy
+        self.order = []           # assignment ids, first seen first
+        self.received = []        # every Assignment received, repeats included
+        self.taken = 0            # next_assignment() has returned order[:taken]
+        self.replies = {}         # seq -> AnswerReply
+        self.lists = []           # AssignmentList messages
+        self.garbage = []         # frames that did not decode
+        self.seq = 0
+        self.sock = self.ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(endpoint)
+        addr = "inproc://unit-%s-%x" % (unit_id, id(self))
+        self._pipe = self.ctx.socket(zmq.PAIR)
+        self._pipe.setsockopt(zmq.LINGER, 0)
+        self._pipe.bind(addr)
+        self._peer = self.ctx.socket(zmq.PAIR)
+        self._peer.setsockopt(zmq.LINGER, 0)
+        self._peer.connect(addr)
+        self._thread = threading.Thread(target=self._run, name="unit-" + unit_id, daemon=True)
+        self._closed = False
+        self._thread.start()
+        if hello:
+            self.say_hello()
+
+    # -- the worker thread (only it touches self.sock and self._peer)
+
+    def _message(self, **body):
+        m = unit_pb2.UnitMessage(unit_id=self.unit_id, **body)
+        return m
+
+    def _run(self):
+        poller = zmq.Poller()
+        poller.register(self.sock, zmq.POLLIN)
+        poller.register(self._peer, zmq.POLLIN)
+        next_hb = None
+        while True:
+            now = time.monotonic()
+            wait = 200 if next_hb is None else max(0, int((next_hb - now) * 1000))
+            events = dict(poller.poll(min(wait, 200)))
+            if self._peer in events:
+                data = self._peer.recv()
+                if data == b"":
+                    break
+                self.sock.send_multipart([b"", data])
+            if self.sock in events:
+                while True:
+                    try:
+                        frames = self.sock.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    self._handle(frames)
+            with self.cond:
+                hb_ms = self.heartbeat_ms if (self.heartbeat_on and self.ever_registered) else 0
+            if hb_ms:
+                now = time.monotonic()
+                if next_hb is None or now >= next_hb:
+                    if next_hb is not None:
+                        self.sock.send_multipart(
+                            [b"", self._message(heartbeat=unit_pb2.Heartbeat()).SerializeToString()])
+                    next_hb = now + hb_ms / 1000.0
+        self.sock.close(linger=0)
+        self._peer.close(linger=0)
+
+    def _handle(self, frames):
+        if len(frames) != 2 or frames[0] != b"":
+            with self.cond:
+                self.garbage.append(frames)
+                self.cond.notify_all()
+            return
+        msg = unit_pb2.DispatchMessage()
+        try:
+            msg.ParseFromString(frames[1])
+        except Exception:
+            with self.cond:
+                self.garbage.append(frames)
+                self.cond.notify_all()
+            return
+        body = msg.WhichOneof("body")
+        rehello = False
+        with self.cond:
+            if body == "welcome":
+                w = msg.welcome
+                self.welcomes.append(w)
+                if w.error:
+                    # Refused after a successful Welcome with "send Hello first": dispatch
+                    # forgot this session (it restarted). A session taken over by another
+                    # connection is told so and left alone, or two would take turns.
+                    rehello = self.ever_registered and "send Hello first" in w.error
+                    self.registered = False
+                else:
+                    self.registered = self.ever_registered = True
+                    self.heartbeat_ms = w.heartbeat_ms
+            elif body == "assignment":
+                a = msg.assignment
+                self.received.append(a)
+                if a.assignment_id not in self.assignments:
+                    self.order.append(a.assignment_id)
+                self.assignments[a.assignment_id] = a
+            elif body == "answer_reply":
+                self.replies[msg.answer_reply.seq] = msg.answer_reply
+            elif body == "assignments":
+                self.lists.append(msg.assignments)
+            else:
+                self.garbage.append(frames)
+            self.cond.notify_all()
+        if rehello:
+            self.rehellos += 1
+            self.sock.send_multipart([b"", self._message(
+                hello=unit_pb2.Hello(software=self.software)).SerializeToString()])
+
+    # -- the test thread's side
+
+    def _send(self, msg):
+        if self._closed:
+            raise RuntimeError("unit %s is closed" % self.unit_id)
+        self._pipe.send(msg.SerializeToString())
+
+    def _wait(self, cond, timeout):
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                v = cond()
+                left = deadline - time.monotonic()
+                if v or left <= 0:
+                    return v
+                self.cond.wait(min(left, 0.2))
+
+    def say_hello(self, timeout=5.0):
+        """Sends Hello; returns the Welcome that answers it, or None."""
+        with self.cond:
+            n = len(self.welcomes)
+        self._send(self._message(hello=unit_pb2.Hello(software=self.software)))
+        if not self._wait(lambda: len(self.welcomes) > n, timeout):
+            return None
+        with self.cond:
+            return self.welcomes[n]
+
+    def heartbeat(self):
+        self._send(self._message(heartbeat=unit_pb2.Heartbeat()))
+
+    def answer(self, assignment_id, kind, note="", timeout=10.0, retry_busy=True):
+        """Sends an Answer (kind: a name of ANSWER_KINDS or the enum value) and
+        returns its AnswerReply, or None on timeout. BUSY is retried with the
+        same answer until timeout, as the protocol asks."""
+        k = ANSWER_KINDS[kind] if isinstance(kind, str) else kind
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.cond:
+                self.seq += 1
+                seq = self.seq
+            self._send(self._message(seq=seq, answer=unit_pb2.Answer(
+                assignment_id=assignment_id, kind=k, note=note)))
+            left = max(0.0, deadline - time.monotonic())
+            if not self._wait(lambda: seq in self.replies, left):
+                return None
+            with self.cond:
+                rep = self.replies[seq]
+            if rep.status != unit_pb2.AnswerReply.BUSY or not retry_busy:
+                return rep
+            if time.monotonic() >= deadline:
+                return rep
+            time.sleep(0.05)  # the protocol's own pacing for BUSY, not synchronisation
+
+    def next_assignment(self, timeout=10.0):
+        """The next assignment not yet returned (new ids only), or None."""
+        if not self._wait(lambda: len(self.order) > self.taken, timeout):
+            return None
+        with self.cond:
+            aid = self.order[self.taken]
+            self.taken += 1
+            return self.assignments[aid]
+
+    def wait_assignment(self, pred, timeout=10.0):
+        """The first assignment held that satisfies pred, or None."""
+        def find():
+            for aid in self.order:
+                if pred(self.assignments[aid]):
+                    return self.assignments[aid]
+            return None
+        return self._wait(find, timeout)
+
+    def copies(self, assignment_id):
+        """How many times this assignment was received."""
+        with self.cond:
+            return sum(1 for a in self.received if a.assignment_id == assignment_id)
+
+    def list(self, timeout=5.0):
+        """Asks for this unit's assignments; returns the list of Assignment, or None."""
+        with self.cond:
+            n = len(self.lists)
+        self._send(self._message(list=unit_pb2.ListAssignments()))
+        if not self._wait(lambda: len(self.lists) > n, timeout):
+            return None
+        with self.cond:
+            return list(self.lists[n].assignments)
+
+    def close(self):
+        if self._closed:
+            return
+        self._closed = True
+        self._pipe.send(b"")
+        self._thread.join(5)
+        self._pipe.close(linger=0)
+
+
 # ---------------------------------------------------------------- the stack
 
 
@@ -307,8 +548,10 @@ class Stack:
         self.pg_dir = os.path.join(self.tmp, "pg")
         self.run_dir = os.path.join(self.tmp, "run")
         os.makedirs(self.run_dir)
-        self.ports = dict(zip(("intake", "ledger", "stream", "router"), free_ports(4)))
+        self.ports = dict(zip(("intake", "ledger", "stream", "router", "dispatch"), free_ports(5)))
         self.router_endpoint = "tcp://127.0.0.1:%d" % self.ports["router"]
+        self.dispatch_endpoint = "tcp://127.0.0.1:%d" % self.ports["dispatch"]
+        self.units = []
         self.extra_env = {}
         self.intake_endpoint = "tcp://127.0.0.1:%d" % self.ports["intake"]
         self.ledger_endpoint = "tcp://127.0.0.1:%d" % self.ports["ledger"]
@@ -332,6 +575,7 @@ class Stack:
             "LINKAGE_LEDGER_ENDPOINT": self.ledger_endpoint,
             "LINKAGE_LEDGER_STREAM": self.stream_endpoint,
             "LINKAGE_ROUTER_ENDPOINT": self.router_endpoint,
+            "LINKAGE_DISPATCH_ENDPOINT": self.dispatch_endpoint,
         })
         e.update(self.extra_env)
         e.setdefault("LINKAGE_LOG_LEVEL", "info")
@@ -477,6 +721,12 @@ class Stack:
         finally:
             s.close()
 
+    def unit(self, unit_id, **kw):
+        """A responder Unit connected to this stack's dispatch (closed at teardown)."""
+        u = Unit(self.dispatch_endpoint, unit_id, **kw)
+        self.units.append(u)
+        return u
+
     def ledger_socket(self):
         s = zmq.Context.instance().socket(zmq.DEALER)
         s.setsockopt(zmq.LINGER, 0)
@@ -489,6 +739,11 @@ class Stack:
         if self.torn_down:
             return
         self.torn_down = True
+        for u in self.units:
+            try:
+                u.close()
+            except Exception as e:  # teardown must go on
+                print("teardown: closing unit %s: %s" % (u.unit_id, e), file=sys.stderr)
         for name in reversed(DAEMONS):
             try:
                 self.stop_daemon(name, timeout=5)
