@@ -29,6 +29,9 @@ enum ledger_outcome {
   LEDGER_DUPLICATE,  /* stored before, or repeated within the batch */
 };
 
+/* A nullable boolean column; zero is SQL NULL. */
+enum ledger_flag { LEDGER_FLAG_NULL = 0, LEDGER_FLAG_FALSE, LEDGER_FLAG_TRUE };
+
 /* One append waiting for its commit. Allocated in one block with its strings. */
 struct ledger_item {
   struct ledger_item *next; /* queue link */
@@ -40,6 +43,8 @@ struct ledger_item {
   /* the row; NULL text columns are SQL NULL */
   const char *event_id, *incident_id, *type, *actor;
   const char *category, *severity, *tier, *compound_id;
+  const char *unit_id;      /* dispatched, unit_* and backup_requested: the unit */
+  enum ledger_flag lead;    /* dispatched: whether the unit leads; else LEDGER_FLAG_NULL */
   int64_t at_us;
   const uint8_t *payload; /* the canonical Event bytes */
   size_t len;
@@ -96,7 +101,7 @@ void ledger_buf_free(struct ledger_buf *b);
 /* PostgreSQL binary COPY of the table's columns, in LEDGER_COPY_COLUMNS order. */
 #define LEDGER_COPY_COLUMNS                                                                   \
   "position, event_id, incident_id, type, at, actor, category, severity, tier, compound_id, " \
-  "payload, prev_hash, hash"
+  "payload, prev_hash, hash, unit_id, lead"
 int ledger_copy_begin(struct ledger_buf *b);
 int ledger_copy_row(struct ledger_buf *b, const struct ledger_item *it);
 int ledger_copy_end(struct ledger_buf *b);

@@ -19,8 +19,14 @@ const char ledger_schema_sql[] =
     "  payload bytea not null,\n"
     "  prev_hash bytea not null,\n"
     "  hash bytea not null,\n"
-    "  committed_at timestamptz not null default now()\n"
+    "  committed_at timestamptz not null default now(),\n"
+    "  unit_id text,\n"
+    "  lead boolean\n"
     ");\n"
+    /* Columns added after the first release: a ledger created before them gains them here
+     * (nullable, so old rows need no rewrite). */
+    "alter table ledger add column if not exists unit_id text;\n"
+    "alter table ledger add column if not exists lead boolean;\n"
     "create index if not exists ledger_incident_position on ledger (incident_id, position);\n"
     "create or replace function ledger_refuse_change() returns trigger\n"
     "language plpgsql as $$\n"
@@ -36,7 +42,10 @@ const char ledger_schema_sql[] =
     "create or replace trigger ledger_no_truncate before truncate on ledger\n"
     "  for each statement execute function ledger_refuse_change();\n"
     /* One row per incident, folded from its events; every subquery walks the
-     * (incident_id, position) index backwards from the newest event. */
+     * (incident_id, position) index from the newest event backwards (the state, the
+     * latest lead) or from the oldest forwards (the milestones). The state is the latest
+     * state-changing event: unit_declined, backup_requested and no_unit_available leave
+     * it as it was. */
     "create or replace view incidents as\n"
     "select r.incident_id,\n"
     "  coalesce((select case l.type\n"
@@ -69,8 +78,32 @@ const char ledger_schema_sql[] =
     "  r.compound_id,\n"
     "  r.at as reported_at,\n"
     "  last.position as last_position,\n"
-    "  last.at as updated_at\n"
+    "  last.at as updated_at,\n"
+    /* `create or replace view` only adds columns at the end: new ones go below. */
+    "  ack.at as acknowledged_at,\n"
+    "  arrived.at as on_scene_at,\n"
+    "  res.at as resolved_at,\n"
+    "  closed.at as closed_at,\n"
+    "  ack.at - r.at as time_to_acknowledge,\n"
+    "  arrived.at - r.at as time_to_arrive,\n"
+    "  res.at - r.at as time_to_resolve,\n"
+    "  (select l.unit_id from ledger l\n"
+    "    where l.incident_id = r.incident_id and l.type = 'dispatched' and l.lead\n"
+    "    order by l.position desc limit 1) as lead_unit\n"
     "from ledger r\n"
     "cross join lateral (select l.position, l.at from ledger l\n"
     "  where l.incident_id = r.incident_id order by l.position desc limit 1) last\n"
+    /* The first of each milestone, walking the index forwards. */
+    "left join lateral (select l.at from ledger l\n"
+    "  where l.incident_id = r.incident_id and l.type in ('unit_acknowledged', 'acknowledged')\n"
+    "  order by l.position limit 1) ack on true\n"
+    "left join lateral (select l.at from ledger l\n"
+    "  where l.incident_id = r.incident_id and l.type = 'unit_on_scene'\n"
+    "  order by l.position limit 1) arrived on true\n"
+    "left join lateral (select l.at from ledger l\n"
+    "  where l.incident_id = r.incident_id and l.type = 'resolved'\n"
+    "  order by l.position limit 1) res on true\n"
+    "left join lateral (select l.at from ledger l\n"
+    "  where l.incident_id = r.incident_id and l.type = 'closed'\n"
+    "  order by l.position limit 1) closed on true\n"
     "where r.type = 'reported';\n";

@@ -320,7 +320,9 @@ static struct ledger_item *make_item(const Linkage__V1__Event *ev, const struct 
   size_t len = 0;
   uint8_t *payload = lk_event_pack(ev, &len);
   if (!payload) return NULL;
-  const char *category = NULL, *severity = NULL, *tier = NULL, *compound = NULL;
+  const char *category = NULL, *severity = NULL, *tier = NULL, *compound = NULL, *unit = NULL;
+  enum ledger_flag lead = LEDGER_FLAG_NULL;
+  const Linkage__V1__UnitAnswer *answer = NULL;
   switch (ev->body_case) {
   case LINKAGE__V1__EVENT__BODY_REPORTED:
     if (ev->reported->report) {
@@ -343,12 +345,28 @@ static struct ledger_item *make_item(const Linkage__V1__Event *ev, const struct 
   case LINKAGE__V1__EVENT__BODY_SEVERITY_CHANGED:
     severity = lk_severity_name(ev->severity_changed->to_severity);
     break;
+  /* The unit columns let the incidents view name the lead unit without decoding payloads. */
+  case LINKAGE__V1__EVENT__BODY_DISPATCHED:
+    unit = ev->dispatched->unit_id;
+    lead = ev->dispatched->lead ? LEDGER_FLAG_TRUE : LEDGER_FLAG_FALSE;
+    break;
+  case LINKAGE__V1__EVENT__BODY_UNIT_ACKNOWLEDGED: answer = ev->unit_acknowledged; break;
+  case LINKAGE__V1__EVENT__BODY_UNIT_DECLINED: answer = ev->unit_declined; break;
+  case LINKAGE__V1__EVENT__BODY_UNIT_ON_SCENE: answer = ev->unit_on_scene; break;
+  case LINKAGE__V1__EVENT__BODY_UNIT_RESOLVED: answer = ev->unit_resolved; break;
+  case LINKAGE__V1__EVENT__BODY_BACKUP_REQUESTED: answer = ev->backup_requested; break;
   default:
     break;
   }
+  if (answer) unit = answer->unit_id;
+  /* A column PostgreSQL refuses (bad UTF-8) would stall the whole batch; unit ids are not
+   * checked before here, so an odd one is simply left out of the column. */
+  if (unit && (!unit[0] || strlen(unit) >= LK_ID_MAX || !lk_utf8_valid(unit, strlen(unit))))
+    unit = NULL;
   size_t l_eid = strlen(ev->event_id) + 1, l_iid = strlen(ev->incident_id) + 1,
-         l_act = strlen(ev->actor) + 1, l_cmp = compound ? strlen(compound) + 1 : 0;
-  struct ledger_item *it = calloc(1, sizeof *it + l_eid + l_iid + l_act + l_cmp + len);
+         l_act = strlen(ev->actor) + 1, l_cmp = compound ? strlen(compound) + 1 : 0,
+         l_unit = unit ? strlen(unit) + 1 : 0;
+  struct ledger_item *it = calloc(1, sizeof *it + l_eid + l_iid + l_act + l_cmp + l_unit + len);
   if (!it) {
     free(payload);
     return NULL;
@@ -358,6 +376,8 @@ static struct ledger_item *make_item(const Linkage__V1__Event *ev, const struct 
   it->incident_id = memcpy(s, ev->incident_id, l_iid), s += l_iid;
   it->actor = memcpy(s, ev->actor, l_act), s += l_act;
   if (compound) it->compound_id = memcpy(s, compound, l_cmp), s += l_cmp;
+  if (unit) it->unit_id = memcpy(s, unit, l_unit), s += l_unit;
+  it->lead = lead;
   memcpy(s, payload, len);
   it->payload = (const uint8_t *)s;
   it->len = len;

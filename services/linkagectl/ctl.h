@@ -11,6 +11,7 @@
 
 #include "linkage/config.h"
 #include "linkage/hash.h"
+#include "linkage/map.h"
 
 /* Exit codes shared by the subcommands (sysexits.h values where they fit). */
 #define CTL_EXIT_OK 0
@@ -26,6 +27,7 @@ struct ctl_config {
   char ledger_endpoint[LK_CONFIG_STR];
   char ledger_stream[LK_CONFIG_STR];
   char router_endpoint[LK_CONFIG_STR];
+  char dispatch_endpoint[LK_CONFIG_STR];
 };
 
 /* Defaults, then LINKAGE_<KEY>. Returns 0, or prints why and returns -1. */
@@ -75,6 +77,8 @@ int ctl_tail_main(int argc, char **argv);
 int ctl_incident_main(int argc, char **argv);
 /* plan declare | plan lift (ctl_incident.c). */
 int ctl_plan_main(int argc, char **argv);
+/* unit UNIT_ID listen | list | ack | on-scene | ... (ctl_unit.c). */
+int ctl_unit_main(int argc, char **argv);
 
 /* ---- coordinator commands (ctl_incident.c) ---- */
 
@@ -101,6 +105,38 @@ int ctl_command_id(char *out, size_t len);
  * OK -> 0, REJECTED -> 1, BUSY or anything else -> 75. */
 struct Linkage__V1__CommandReply;
 int ctl_command_outcome(const struct Linkage__V1__CommandReply *rep, char *line, size_t len);
+
+/* ---- the responder console (ctl_unit.c) ---- */
+
+/* The Answer.Kind of a console action ("ack", "on-scene", "resolve",
+ * "decline", "backup", "verify"), or 0 for anything else. */
+int ctl_unit_answer_kind(const char *action);
+
+/* One logfmt line (no newline) for an Assignment: assignment_id,
+ * incident_id, role, lead, category, kind, severity, compound, building,
+ * tier, the three deadlines as ISO 8601 UTC, state, description. A value is
+ * quoted only when it needs it; an empty one prints as "-". Truncated to len. */
+struct Linkage__V1__Assignment;
+void ctl_unit_format_assignment(const struct Linkage__V1__Assignment *a, char *out, size_t len);
+
+/* One line for an AnswerReply and the exit code: OK -> 0, REJECTED -> 1,
+ * BUSY or anything else -> 75. */
+struct Linkage__V1__AnswerReply;
+int ctl_unit_reply_outcome(const struct Linkage__V1__AnswerReply *rep, char *line, size_t len);
+
+/* Assignment ids already printed: dispatch re-sends (after a restart, on
+ * every Hello) and the console shows each once. */
+struct ctl_seen {
+  struct lk_map ids;
+};
+int ctl_seen_init(struct ctl_seen *s);
+void ctl_seen_close(struct ctl_seen *s);
+/* 1 if id is new (now remembered), 0 if seen before or empty, -1 out of memory. */
+int ctl_seen_add(struct ctl_seen *s, const char *id);
+
+/* How long `listen` may block (ms, rounded up) before its next heartbeat or
+ * its deadline (0: none), all on one monotonic clock in µs; 0 when due. */
+int64_t ctl_unit_poll_ms(int64_t now_us, int64_t next_beat_us, int64_t deadline_us);
 
 /* ---- supervision decisions (ctl_supervise.c) ---- */
 

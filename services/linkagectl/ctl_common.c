@@ -20,6 +20,8 @@ const struct ctl_daemon ctl_daemons[] = {
     {"intake", "linkage-intake"},
     /* The router follows the committed stream and appends its decisions. */
     {"router", "linkage-router"},
+    /* Dispatch follows the router's decisions and serves the responder units. */
+    {"dispatch", "linkage-dispatch"},
 };
 const size_t ctl_daemon_count = sizeof ctl_daemons / sizeof ctl_daemons[0];
 
@@ -34,6 +36,8 @@ static const struct lk_config_entry ctl_config_table[] = {
      "tcp://127.0.0.1:7011", "the ledger's committed stream (PUB)"},
     {"router_endpoint", LK_CFG_STRING, offsetof(struct ctl_config, router_endpoint), 0, 0,
      "tcp://127.0.0.1:7003", "the router's endpoint for coordinator commands"},
+    {"dispatch_endpoint", LK_CFG_STRING, offsetof(struct ctl_config, dispatch_endpoint), 0, 0,
+     "tcp://127.0.0.1:7005", "dispatch's endpoint for responder units"},
 };
 
 int ctl_config_load(struct ctl_config *cfg) {

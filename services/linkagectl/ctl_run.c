@@ -31,13 +31,14 @@ static const char run_help[] =
     "\n"
     "SYNOPSIS\n"
     "    linkagectl run [--pg CONNINFO] [--intake EP] [--ledger EP] [--stream EP]\n"
-    "                   [--router EP] [--run-dir DIR] [--bin-dir DIR]\n"
+    "                   [--router EP] [--dispatch EP] [--run-dir DIR] [--bin-dir DIR]\n"
     "\n"
     "DESCRIPTION\n"
-    "    Starts linkage-ledger, then linkage-intake and linkage-router, from the\n"
-    "    directory that holds linkagectl (or --bin-dir). Their logs go to this\n"
-    "    stderr. Once every daemon answers on its control socket, prints where\n"
-    "    everything listens, the router's command endpoint among them.\n"
+    "    Starts linkage-ledger, then linkage-intake, linkage-router and\n"
+    "    linkage-dispatch, from the directory that holds linkagectl (or\n"
+    "    --bin-dir). Their logs go to this stderr. Once every daemon answers on\n"
+    "    its control socket, prints where everything listens, the router's\n"
+    "    command endpoint and dispatch's unit endpoint among them.\n"
     "\n"
     "    A daemon that exits is started again after a delay that begins at 200 ms\n"
     "    and doubles up to 10 s; a daemon that had been up for 30 s starts again\n"
@@ -51,8 +52,8 @@ static const char run_help[] =
     "\n"
     "    The flags set the daemons' environment (LINKAGE_PG,\n"
     "    LINKAGE_INTAKE_ENDPOINT, LINKAGE_LEDGER_ENDPOINT, LINKAGE_LEDGER_STREAM,\n"
-    "    LINKAGE_ROUTER_ENDPOINT, LINKAGE_RUN_DIR), so the daemons and this tool\n"
-    "    agree.\n"
+    "    LINKAGE_ROUTER_ENDPOINT, LINKAGE_DISPATCH_ENDPOINT, LINKAGE_RUN_DIR), so\n"
+    "    the daemons and this tool agree.\n"
     "\n"
     "EXIT STATUS\n"
     "    0 after a requested stop, 1 when the stack could not run.\n";
@@ -274,20 +275,22 @@ static void announce(struct run *r) {
          "  intake    %-28s devices send Reports here\n"
          "  ledger    %-28s appends and replays (internal)\n"
          "  stream    %-28s the committed stream (PUB)\n"
-         "  router    %-28s coordinator commands (ack, escalate, close, plan ...)\n",
+         "  router    %-28s coordinator commands (ack, escalate, close, plan ...)\n"
+         "  dispatch  %-28s responder units (linkagectl unit ID listen | ack ...)\n",
          r->cfg.intake_endpoint, r->cfg.ledger_endpoint, r->cfg.ledger_stream,
-         r->cfg.router_endpoint);
+         r->cfg.router_endpoint, r->cfg.dispatch_endpoint);
   for (i = 0; i < r->count; i++) {
     ctl_control_endpoint(r->kids[i].daemon->name, endpoint, sizeof endpoint);
     printf("  %-9s %s\n", i == 0 ? "control" : "", endpoint);
   }
   printf("  postgres  %s\n"
-         "  try: bin/linkagectl status | report --help | ack --help | tail | verify;"
+         "  try: bin/linkagectl status | report --help | ack --help | unit --help | tail | verify;"
          "  Ctrl-C stops it all\n",
          r->cfg.pg);
   fflush(stdout);
-  lk_info("stack is up", "intake=%s ledger=%s stream=%s router=%s", r->cfg.intake_endpoint,
-          r->cfg.ledger_endpoint, r->cfg.ledger_stream, r->cfg.router_endpoint);
+  lk_info("stack is up", "intake=%s ledger=%s stream=%s router=%s dispatch=%s",
+          r->cfg.intake_endpoint, r->cfg.ledger_endpoint, r->cfg.ledger_stream,
+          r->cfg.router_endpoint, r->cfg.dispatch_endpoint);
 }
 
 /* Until every daemon has answered "status" once, keep asking; a probe
@@ -362,15 +365,12 @@ static int set_env(const char *name, const char *value) {
 }
 
 int ctl_run_main(int argc, char **argv) {
-  static const struct option longopts[] = {{"pg", required_argument, NULL, 'p'},
-                                           {"intake", required_argument, NULL, 'i'},
-                                           {"ledger", required_argument, NULL, 'l'},
-                                           {"stream", required_argument, NULL, 's'},
-                                           {"run-dir", required_argument, NULL, 'r'},
-                                           {"bin-dir", required_argument, NULL, 'b'},
-                                           {"router", required_argument, NULL, 'R'},
-                                           {"help", no_argument, NULL, 'h'},
-                                           {0, 0, 0, 0}};
+  static const struct option longopts[] = {
+      {"pg", required_argument, NULL, 'p'},      {"intake", required_argument, NULL, 'i'},
+      {"ledger", required_argument, NULL, 'l'},  {"stream", required_argument, NULL, 's'},
+      {"run-dir", required_argument, NULL, 'r'}, {"bin-dir", required_argument, NULL, 'b'},
+      {"router", required_argument, NULL, 'R'},  {"dispatch", required_argument, NULL, 'D'},
+      {"help", no_argument, NULL, 'h'},          {0, 0, 0, 0}};
   static struct run run; /* outlives every handle callback of the loop */
   struct run *r = &run;
   char bindir[PATH_MAX];
@@ -398,6 +398,9 @@ int ctl_run_main(int argc, char **argv) {
       break;
     case 'R':
       if (set_env("LINKAGE_ROUTER_ENDPOINT", optarg)) return CTL_EXIT_USAGE;
+      break;
+    case 'D':
+      if (set_env("LINKAGE_DISPATCH_ENDPOINT", optarg)) return CTL_EXIT_USAGE;
       break;
     case 'b': bin_flag = optarg; break;
     case 'h': fputs(run_help, stdout); return CTL_EXIT_OK;

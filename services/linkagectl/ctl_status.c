@@ -21,7 +21,7 @@ static const char status_help[] =
     "    Sends \"status\" to every daemon's control socket\n"
     "    ipc://$LINKAGE_RUN_DIR/<name>.ctl and prints each answer on one line,\n"
     "    or \"down name=<name> ...\" for a daemon that did not answer within 1 s.\n"
-    "    With NAMEs (ledger, intake, router), asks only those: for a partial\n"
+    "    With NAMEs (ledger, intake, router, dispatch), asks only those: for a partial\n"
     "    stack, as some tests run.\n"
     "\n"
     "OPTIONS\n"

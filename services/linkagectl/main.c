@@ -24,6 +24,7 @@ static const struct ctl_command commands[] = {
     {"close", ctl_incident_main, "close an incident, with a reason"},
     {"note", ctl_incident_main, "add a note to an incident's timeline"},
     {"plan", ctl_plan_main, "declare or lift a planned-work window"},
+    {"unit", ctl_unit_main, "act as a responder unit: listen, list and answer assignments"},
 };
 
 static void print_help(FILE *out) {
@@ -49,6 +50,7 @@ static void print_help(FILE *out) {
       "    LINKAGE_LEDGER_ENDPOINT  the ledger's request endpoint (default tcp://127.0.0.1:7010)\n"
       "    LINKAGE_LEDGER_STREAM    the ledger's committed stream (default tcp://127.0.0.1:7011)\n"
       "    LINKAGE_ROUTER_ENDPOINT  the router's command endpoint (default tcp://127.0.0.1:7003)\n"
+      "    LINKAGE_DISPATCH_ENDPOINT dispatch's unit endpoint (default tcp://127.0.0.1:7005)\n"
       "    LINKAGE_ACTOR            the coordinator commands act as (default $USER)\n"
       "    LINKAGE_RUN_DIR          where control sockets live (default var/run)\n"
       "    LINKAGE_LOG_LEVEL        debug, info, warn or error\n"

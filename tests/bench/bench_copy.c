@@ -49,7 +49,9 @@ static const char create_sql[] =
     "  payload bytea not null,\n"
     "  prev_hash bytea not null,\n"
     "  hash bytea not null,\n"
-    "  committed_at timestamptz not null default now()\n"
+    "  committed_at timestamptz not null default now(),\n"
+    "  unit_id text,\n"
+    "  lead boolean\n"
     ");\n"
     "create index " TABLE "_incident_position on " TABLE " (incident_id, position);\n";
 

@@ -15,8 +15,17 @@
 #   4. linkage-router on the same stack: routes everything stored so far, is killed with
 #      SIGKILL and restarted; catch-up time to live at the ledger head. Merging is off there
 #      (BENCH_MERGE_WINDOW_MIN, default 0): every bench report has the same kind and building.
+#   5. the whole chain (bench_chain) on a fresh database: ledger, intake, router and dispatch,
+#      the four units a gas leak in Zhouji Asia Bay calls connected as DEALERs from the bench
+#      (Hello, heartbeats): report -> first Assignment on a unit's socket, p50/p99, paced at
+#      BENCH_CHAIN_RATE (200) reports/s for BENCH_CHAIN_PACED_S (10) s; then BENCH_CHAIN_REPORTS
+#      (30000) unpaced: reports/s for which reported, routed and all four dispatched events are
+#      committed (the last assignment arrived; the ledger's rows counted by type after), against
+#      the targets of issue 4. Time runs at 0.1 there so that no deadline passes during the run,
+#      and the local time (duty hours) is set to noon.
 # Ends with a summary block for the README. Sizes can be changed through the environment
-# (BENCH_REPORTS, BENCH_PACED_S, BENCH_COPY_ROWS, BENCH_ZMQ_MSGS, BENCH_ROUTER_INCIDENTS);
+# (BENCH_REPORTS, BENCH_PACED_S, BENCH_COPY_ROWS, BENCH_ZMQ_MSGS, BENCH_ROUTER_INCIDENTS,
+# BENCH_CHAIN_RATE, BENCH_CHAIN_PACED_S, BENCH_CHAIN_REPORTS);
 # BENCH_KEEP=1 keeps the scratch directory (daemon logs, raw outputs). The figures are only as
 # good as the machine is quiet: the load average is printed at the start and the end.
 set -euo pipefail
@@ -31,10 +40,13 @@ PACED_S=${BENCH_PACED_S:-10}
 COPY_ROWS=${BENCH_COPY_ROWS:-200000}
 ZMQ_MSGS=${BENCH_ZMQ_MSGS:-1000000}
 ROUTER_INCIDENTS=${BENCH_ROUTER_INCIDENTS:-1000000}
+CHAIN_RATE=${BENCH_CHAIN_RATE:-200}
+CHAIN_PACED_S=${BENCH_CHAIN_PACED_S:-10}
+CHAIN_REPORTS=${BENCH_CHAIN_REPORTS:-30000}
 BATCH=4096 # linkage-ledger's batch_max default (services/ledger/main.c)
 
-for f in "$B/bench_spine" "$B/bench_copy" "$B/bench_router" "$BIN/linkage-ledger" \
-  "$BIN/linkage-intake" "$BIN/linkage-router"; do
+for f in "$B/bench_spine" "$B/bench_copy" "$B/bench_router" "$B/bench_chain" \
+  "$BIN/linkage-ledger" "$BIN/linkage-intake" "$BIN/linkage-router" "$BIN/linkage-dispatch"; do
   [ -x "$f" ] || { echo "bench: $f is missing; run make bench" >&2; exit 1; }
 done
 
@@ -69,9 +81,9 @@ hwm_kb() { sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status" 2>
 rss_kb() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status" 2>/dev/null || echo 0; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
-read -r P_INTAKE P_LEDGER P_STREAM P_ROUTER < <(/usr/bin/python3 -c '
+read -r P_INTAKE P_LEDGER P_STREAM P_ROUTER P_DISPATCH < <(/usr/bin/python3 -c '
 import socket
-ss = [socket.socket() for _ in range(4)]
+ss = [socket.socket() for _ in range(5)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))')
 
@@ -85,6 +97,7 @@ export LINKAGE_INTAKE_ENDPOINT=tcp://127.0.0.1:$P_INTAKE
 export LINKAGE_LEDGER_ENDPOINT=tcp://127.0.0.1:$P_LEDGER
 export LINKAGE_LEDGER_STREAM=tcp://127.0.0.1:$P_STREAM
 export LINKAGE_ROUTER_ENDPOINT=tcp://127.0.0.1:$P_ROUTER
+export LINKAGE_DISPATCH_ENDPOINT=tcp://127.0.0.1:$P_DISPATCH
 export LINKAGE_LOG_LEVEL=${LINKAGE_LOG_LEVEL:-warn}
 mkdir -p "$LINKAGE_RUN_DIR"
 pgver=$("$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)/postgres" --version)
@@ -216,6 +229,75 @@ router_hwm2=$(hwm_kb "$router_pid")
 say "after kill -9: restarted and live at head $head2 in $catch_s s: $catch_rate events/s replayed ($incidents incidents)"
 say "router peak RSS: $(mib "$router_hwm1") MiB after routing, $(mib "$router_hwm2") MiB after the catch-up"
 
+# ---------------------------------------------------------------- the whole chain
+say ""
+say "== the whole chain: device -> intake -> ledger -> router -> ledger -> dispatch -> ledger -> units"
+# A fresh database: dispatch would otherwise start by dispatching every incident stored above.
+for p in "$ledger_pid" "$intake_pid" "$router_pid"; do kill -TERM "$p" 2>/dev/null || true; done
+for p in "$ledger_pid" "$intake_pid" "$router_pid"; do wait "$p" 2>/dev/null || true; done
+psql_bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)/psql"
+"$psql_bin" "$LINKAGE_PG" -X -q -c "create database linkage_chain" >/dev/null
+LINKAGE_PG=$(sed 's/dbname=linkage\b/dbname=linkage_chain/' <<<"$LINKAGE_PG")
+chain_sql() { "$psql_bin" "$LINKAGE_PG" -X -A -t -q -c "$1"; }
+# Deadlines ten times longer than the plans' (time_scale 0.1), so that nothing expires or
+# escalates while the bench runs; duty hours are local time, set to noon so every unit is on duty.
+noon=$(/usr/bin/python3 -c '
+import time
+t = time.gmtime(); o = (720 - (t.tm_hour * 60 + t.tm_min)) % 1440
+print(o - 1440 if o > 720 else o)')
+export LINKAGE_TIME_SCALE=0.1 LINKAGE_MERGE_WINDOW_MIN=0 LINKAGE_UTC_OFFSET_MIN=$noon
+start_daemon ledger
+ledger_pid=$daemon_pid
+start_daemon intake
+intake_pid=$daemon_pid
+start_daemon router
+router_pid=$daemon_pid
+start_daemon dispatch
+dispatch_pid=$daemon_pid
+"$B/bench_spine" wait "$(ctl ledger)" 30 pg=up >"$dir/wait.out" ||
+  { echo "bench: the chain's ledger did not come up: $(val status "$dir/wait.out")" >&2; exit 1; }
+for d in intake router dispatch; do
+  "$B/bench_spine" wait "$(ctl "$d")" 30 >"$dir/wait.out" ||
+    { echo "bench: $d did not come up for the chain" >&2; exit 1; }
+done
+"$B/bench_spine" wait "$(ctl router)" 30 live=1 >/dev/null
+"$B/bench_spine" wait "$(ctl dispatch)" 30 live=1 >/dev/null
+# The gas-leak plan at community tier in a special-committee compound calls these four, the
+# fire brigade leading (deploy/district/wenjiang.yaml).
+chain_compound=zhouji-asia-bay
+chain_units="committee-zhouji-asia-bay property-zhouji-asia-bay grid-workers-zhouji-asia-bay fire-wenjiang"
+chain_n=$((CHAIN_RATE * CHAIN_PACED_S))
+# shellcheck disable=SC2086 # one argument per unit
+"$B/bench_chain" "$LINKAGE_INTAKE_ENDPOINT" "$LINKAGE_DISPATCH_ENDPOINT" "$(ctl ledger)" \
+  "$chain_n" "$CHAIN_RATE" "$chain_compound" $chain_units >"$dir/chain_paced.out" ||
+  { echo "bench: the paced chain run did not complete: $(tr '\n' ' ' <"$dir/chain_paced.out")" >&2; exit 1; }
+c_p50_ms=$(awk -v u="$(val latency_p50_us "$dir/chain_paced.out")" 'BEGIN { printf "%.2f", u / 1000 }')
+c_p99_ms=$(awk -v u="$(val latency_p99_us "$dir/chain_paced.out")" 'BEGIN { printf "%.2f", u / 1000 }')
+c_max_ms=$(awk -v u="$(val latency_max_us "$dir/chain_paced.out")" 'BEGIN { printf "%.2f", u / 1000 }')
+say "paced at $CHAIN_RATE reports/s for $(val reports "$dir/chain_paced.out") gas leaks, 4 units each: $(val assignments "$dir/chain_paced.out") of $(val assignments_expected "$dir/chain_paced.out") assignments arrived; report -> first assignment p50 $c_p50_ms ms, p99 $c_p99_ms ms, max $c_max_ms ms"
+# shellcheck disable=SC2086
+"$B/bench_chain" "$LINKAGE_INTAKE_ENDPOINT" "$LINKAGE_DISPATCH_ENDPOINT" "$(ctl ledger)" \
+  "$CHAIN_REPORTS" 0 "$chain_compound" $chain_units >"$dir/chain_load.out" ||
+  { echo "bench: the unpaced chain run did not complete: $(tr '\n' ' ' <"$dir/chain_load.out")" >&2; exit 1; }
+chain_rate=$(val chain_reports_per_s "$dir/chain_load.out")
+read -r n_rep n_rout n_disp n_all < <(chain_sql "select count(*) filter (where type = 'reported'),
+  count(*) filter (where type = 'routed'), count(*) filter (where type = 'dispatched'), count(*)
+  from ledger" | tr '|' ' ')
+chain_events=$(awk -v e="$n_all" -v r="$n_rep" 'BEGIN { printf "%.1f", (r > 0 ? e / r : 0) }')
+chain_event_rate=$(awk -v r="$chain_rate" -v e="$chain_events" 'BEGIN { printf "%.0f", r * e }')
+dispatch_hwm=$(hwm_kb "$dispatch_pid")
+say "unpaced: $(val reports "$dir/chain_load.out") gas leaks (busy and resent $(val busy_resent "$dir/chain_load.out")), all acknowledged in $(val send_seconds "$dir/chain_load.out") s, the last of $(val assignments "$dir/chain_load.out") assignments on the units' sockets after $(val chain_seconds "$dir/chain_load.out") s: $chain_rate reports/s through the whole chain ($chain_event_rate events/s committed, $chain_events per report); first-assignment latency under saturation p50 $(awk -v u="$(val latency_p50_us "$dir/chain_load.out")" 'BEGIN { printf "%.0f", u / 1000 }') ms"
+say "committed in the chain's ledger after both runs: $n_rep reported, $n_rout routed, $n_disp dispatched ($n_all rows)"
+if [ "$n_rout" -ne "$n_rep" ] || [ "$n_disp" -ne $((4 * n_rep)) ]; then
+  echo "bench: expected one routed and four dispatched events per report" >&2
+  exit 1
+fi
+say ""
+say "== targets (issue 4)"
+say "report -> first assignment p50 at $CHAIN_RATE reports/s = $c_p50_ms ms   target <= 3 ms: $(met "$c_p50_ms" "<=" 3)"
+say "reports through the whole chain, all committed = $chain_rate reports/s   target >= 25000: $(met "$chain_rate" ">=" 25000)"
+say "dispatch peak RSS: $(mib "$dispatch_hwm") MiB after $((n_rep)) incidents, $n_disp open assignments"
+
 elapsed=$(($(date +%s) - t_start))
 say ""
 say "== summary (make bench, $(nproc) cores, $elapsed s, load average $load_start at the start, $(loadavg) at the end)"
@@ -237,4 +319,7 @@ cat <<EOF
 | timer lateness, one uv_timer over the heap, p50 / p99 / max | $late_p50 / $late_p99 / $late_max µs |
 | router restart catch-up after kill -9 ($head2 events) | $catch_s s, $catch_rate events/s |
 | router peak RSS at $incidents incidents | $(mib "$router_hwm2") MiB |
+| report → first assignment at $CHAIN_RATE reports/s (3 durable commits), p50 / p99 | $c_p50_ms ms / $c_p99_ms ms (target p50 ≤ 3 ms: $(met "$c_p50_ms" "<=" 3)) |
+| whole chain, reported + routed + 4 dispatched committed, assignments delivered | $chain_rate reports/s, $chain_event_rate events/s (target ≥ 25k reports/s: $(met "$chain_rate" ">=" 25000)) |
+| dispatch peak RSS at $n_rep incidents, $n_disp open assignments | $(mib "$dispatch_hwm") MiB |
 EOF

@@ -304,8 +304,9 @@ def body(st, c):
     check_usage(st, c)
     check_commands(st, c)
     check_planned(st, c)
-    r = st.ctl("status", "--wait", "10")
-    c.eq(r.returncode, 0, "linkagectl status --wait 10 exits 0")
+    # Dispatch is not part of this stack (tests/integration/test_ctl_unit.py asks it).
+    r = st.ctl("status", "--wait", "10", "ledger", "intake", "router")
+    c.eq(r.returncode, 0, "linkagectl status --wait 10 ledger intake router exits 0")
     for name in ("ledger", "intake", "router"):
         c.check(re.search(r"\bname=%s\b" % name, r.stdout), "status lists %s" % name,
                 r.stdout + r.stderr)

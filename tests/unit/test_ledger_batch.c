@@ -219,17 +219,17 @@ static int from_hex(const char *hex, uint8_t *out) {
 }
 
 LK_TEST(copy_binary_encoding_of_a_known_row) {
-  /* Built independently with Python's struct module (PGCOPY header, 13 fields, NULL tier,
-   * timestamptz as microseconds since 2000-01-01, trailer -1). */
+  /* Built independently with Python's struct module (PGCOPY header, 15 fields, NULL tier,
+   * timestamptz as microseconds since 2000-01-01, NULL unit_id and lead, trailer -1). */
   static const char want_hex[] =
-      "5047434f50590aff0d0a000000000000000000000d0000000800000000000000070000000e696e632d312f72"
+      "5047434f50590aff0d0a000000000000000000000f0000000800000000000000070000000e696e632d312f72"
       "65706f7274656400000005696e632d31000000087265706f72746564000000080002ad22dce8424000000009"
       "6465766963653a643100000003676173000000024949ffffffff0000000a6c696a696e6767616e6700000002"
       "0102000000200000000000000000000000000000000000000000000000000000000000000000000000201111"
-      "111111111111111111111111111111111111111111111111111111111111ffff";
+      "111111111111111111111111111111111111111111111111111111111111ffffffffffffffffffff";
   uint8_t want[256];
   int want_len = from_hex(want_hex, want);
-  LK_CHECK_EQ_INT(want_len, 208);
+  LK_CHECK_EQ_INT(want_len, 216);
 
   const uint8_t payload[2] = {1, 2};
   struct ledger_item it;
@@ -254,6 +254,39 @@ LK_TEST(copy_binary_encoding_of_a_known_row) {
   LK_CHECK_EQ_INT(ledger_copy_end(&buf), LK_OK);
   LK_CHECK_EQ_INT(buf.len, want_len);
   LK_CHECK(buf.len == (size_t)want_len && memcmp(buf.p, want, buf.len) == 0);
+  ledger_buf_free(&buf);
+}
+
+/* A dispatched row carries the unit and whether it leads; an answer row the unit only. */
+LK_TEST(copy_binary_encoding_of_the_unit_columns) {
+  const uint8_t payload[1] = {0};
+  struct ledger_item it;
+  struct ledger_buf buf = {0};
+  static const uint8_t tail_lead[] = {0, 0, 0, 3, 'f', 'b', '1', 0, 0, 0, 1, 1};
+  static const uint8_t tail_answer[] = {0, 0, 0, 3, 'f', 'b', '1', 0xff, 0xff, 0xff, 0xff};
+
+  memset(&it, 0, sizeof it);
+  it.event_id = "inc-1/dispatched/fire_brigade/1";
+  it.incident_id = "inc-1";
+  it.type = "dispatched";
+  it.at_us = 1700000000123456LL;
+  it.actor = "svc:dispatch";
+  it.payload = payload;
+  it.len = 1;
+  it.unit_id = "fb1";
+  it.lead = LEDGER_FLAG_TRUE;
+  LK_CHECK_EQ_INT(ledger_copy_row(&buf, &it), LK_OK);
+  LK_CHECK(buf.len > sizeof tail_lead && buf.p[0] == 0 && buf.p[1] == 15);
+  LK_CHECK(memcmp(buf.p + buf.len - sizeof tail_lead, tail_lead, sizeof tail_lead) == 0);
+  buf.len = 0;
+  it.lead = LEDGER_FLAG_FALSE;
+  LK_CHECK_EQ_INT(ledger_copy_row(&buf, &it), LK_OK);
+  LK_CHECK_EQ_INT(buf.p[buf.len - 1], 0);
+  buf.len = 0;
+  it.type = "unit_acknowledged";
+  it.lead = LEDGER_FLAG_NULL;
+  LK_CHECK_EQ_INT(ledger_copy_row(&buf, &it), LK_OK);
+  LK_CHECK(memcmp(buf.p + buf.len - sizeof tail_answer, tail_answer, sizeof tail_answer) == 0);
   ledger_buf_free(&buf);
 }
 
