@@ -330,10 +330,11 @@ uint32_t router_state_apply(struct router_state *s, uint64_t position,
     drop_deadlines(s, inc);
     break;
   case LINKAGE__V1__EVENT__BODY_NO_UNIT_AVAILABLE:
-    /* Dispatch found nobody at this tier: the acknowledge deadline is due now (the event's
-     * time, so a restarted router folds the same deadline). */
-    if (router_incident_open(inc) && !(inc->flags & RI_ACKNOWLEDGED) &&
-        (inc->ack_by_us == 0 || ev->at_us < inc->ack_by_us)) {
+    /* Dispatch found nobody for a role at this tier: the tier cannot handle it, whoever has
+     * acknowledged, so the acknowledge deadline is due at once (at the event's time, so a
+     * restarted router folds the same deadline) and the next tier must acknowledge. */
+    if (router_incident_open(inc)) {
+      inc->flags &= ~(uint32_t)RI_ACKNOWLEDGED;
       inc->ack_by_us = ev->at_us;
       arm_deadlines(s, slot);
     }

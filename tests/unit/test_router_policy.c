@@ -528,6 +528,8 @@ LK_TEST(no_unit_available_makes_the_acknowledge_deadline_due_at_its_time) {
                          LINKAGE__V1__SEVERITY__SEVERITY_IV, T0);
   LK_CHECK(router_decide_new(&s, slot, T0, &d));
   commit(&s, 2, &d, T0);
+  /* Even with a unit's acknowledgement in: a role nobody can fill at this tier escalates. */
+  simple_event(&s, 3, "inc-a", LINKAGE__V1__EVENT_TYPE__ACKNOWLEDGED, T0 + MIN);
   Linkage__V1__NoUnitAvailable nua = LINKAGE__V1__NO_UNIT_AVAILABLE__INIT;
   Linkage__V1__Event ev = LINKAGE__V1__EVENT__INIT;
   ev.event_id = "inc-a/no_unit_available/1";
@@ -537,7 +539,7 @@ LK_TEST(no_unit_available_makes_the_acknowledge_deadline_due_at_its_time) {
   ev.actor = "svc:dispatch";
   ev.body_case = LINKAGE__V1__EVENT__BODY_NO_UNIT_AVAILABLE;
   ev.no_unit_available = &nua;
-  router_state_apply(&s, 3, &ev);
+  router_state_apply(&s, 4, &ev);
   const struct lk_deadline *top = lk_heap_peek(&s.deadlines);
   LK_CHECK(top && top->at_us == T0 + 5 * MIN && top->kind == ROUTER_DEADLINE_ACKNOWLEDGE);
   LK_CHECK(top && router_decide_deadline(&s, top, T0 + 5 * MIN, &d));
