@@ -24,7 +24,7 @@ static const struct lk_config_entry dispatch_config_table[] = {
      "deploy/district/wenjiang.yaml", "the district data: topology, units, plans and roles"},
     {"time_scale", LK_CFG_DOUBLE, offsetof(struct dispatch_config, time_scale), 0.001, 1e6, "1",
      "how many plan minutes pass in one real minute (60: a deadline minute is a second)"},
-    {"heartbeat_ms", LK_CFG_INT, offsetof(struct dispatch_config, heartbeat_ms), 50, 600000, "2000",
+    {"unit_heartbeat_ms", LK_CFG_INT, offsetof(struct dispatch_config, heartbeat_ms), 50, 600000, "2000",
      "how often units must send a Heartbeat; silent for three of them is absent"},
     {"verify_window_min", LK_CFG_INT, offsetof(struct dispatch_config, verify_window_min), 1,
      525600, "1440", "plan minutes after `resolved` without a VERIFIED before closing anyway"},

@@ -563,6 +563,6 @@ def body(st, c):
 if __name__ == "__main__":
     S.main(body, "dispatch", daemons=("ledger", "intake", "router", "dispatch"),
            env={"LINKAGE_TIME_SCALE": str(SCALE),
-                "LINKAGE_HEARTBEAT_MS": "200",
+                "LINKAGE_UNIT_HEARTBEAT_MS": "200",
                 "LINKAGE_VERIFY_WINDOW_MIN": str(VERIFY_WINDOW_MIN),
                 "LINKAGE_UTC_OFFSET_MIN": str(midday_offset())})
