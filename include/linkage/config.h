@@ -15,10 +15,10 @@ enum lk_config_type { LK_CFG_STRING, LK_CFG_INT, LK_CFG_BOOL, LK_CFG_DOUBLE };
 struct lk_config_entry {
   const char *key;
   enum lk_config_type type;
-  size_t offset;     /* offsetof(struct <svc>_config, field) */
-  double min, max;   /* bounds for INT and DOUBLE */
-  const char *def;   /* default, as it would be written in the file */
-  const char *help;  /* one line */
+  size_t offset;    /* offsetof(struct <svc>_config, field) */
+  double min, max;  /* bounds for INT and DOUBLE */
+  const char *def;  /* default, as it would be written in the file */
+  const char *help; /* one line */
 };
 
 /* Field types by entry type: STRING -> char[LK_CONFIG_STR], INT -> long,

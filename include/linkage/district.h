@@ -41,7 +41,7 @@ struct lk_compound {
   double lat, lon;
   struct lk_building *buildings;
   size_t building_count;
-  char **grid_ids;  /* unique in the district */
+  char **grid_ids; /* unique in the district */
   size_t grid_count;
   int line;
 };
@@ -49,13 +49,13 @@ struct lk_compound {
 struct lk_unit {
   char *id;
   char *name;
-  char *type;      /* "grid_worker", "property_company", "fire_brigade", ... */
-  char **covers;   /* ids of compounds, communities, streets, grids or the district */
+  char *type;    /* "grid_worker", "property_company", "fire_brigade", ... */
+  char **covers; /* ids of compounds, communities, streets, grids or the district */
   size_t cover_count;
   int duty_from_min, duty_to_min; /* duty hours as minutes of the day; 0..1440 = always;
                                      from > to wraps midnight */
-  char *name_zh;        /* may be NULL */
-  char **leadership;    /* free text, e.g. the special committee's police officer */
+  char *name_zh;                  /* may be NULL */
+  char **leadership;              /* free text, e.g. the special committee's police officer */
   size_t leadership_count;
   int line;
 };

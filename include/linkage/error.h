@@ -6,11 +6,11 @@
 enum lk_err {
   LK_OK = 0,
   LK_ENOMEM = -1,
-  LK_EINVAL = -2,  /* bad argument or malformed input */
-  LK_EIO = -3,     /* a socket, file or database call failed */
-  LK_ENOENT = -4,  /* no such file, key or record */
-  LK_EFULL = -5,   /* a bounded queue is full */
-  LK_EAGAIN = -6,  /* try again later */
+  LK_EINVAL = -2, /* bad argument or malformed input */
+  LK_EIO = -3,    /* a socket, file or database call failed */
+  LK_ENOENT = -4, /* no such file, key or record */
+  LK_EFULL = -5,  /* a bounded queue is full */
+  LK_EAGAIN = -6, /* try again later */
   LK_ETIMEDOUT = -7,
 };
 

@@ -19,7 +19,7 @@ struct lk_deadline {
 
 struct lk_heap {
   struct lk_deadline *items;
-  uint32_t *slot_of; /* handle -> index in items, or UINT32_MAX when free */
+  uint32_t *slot_of;   /* handle -> index in items, or UINT32_MAX when free */
   uint32_t *handle_of; /* index in items -> handle */
   uint32_t *free_handles;
   size_t count, cap, free_count, handle_cap;

@@ -40,7 +40,7 @@ struct lk_plan {
   struct lk_plan_deadline deadlines[LK_SEVERITY_COUNT][LK_TIER_COUNT];
   struct lk_plan_role *roles; /* at least one; each role once */
   size_t role_count;
-  char **lead;                /* roles of this plan, in order: the first one needed leads */
+  char **lead; /* roles of this plan, in order: the first one needed leads */
   size_t lead_count;
   int line;
 };

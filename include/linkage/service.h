@@ -16,21 +16,21 @@
 
 struct lk_runtime {
   uv_loop_t *loop;
-  void *zctx;            /* the process's ZeroMQ context */
-  const char *name;      /* "ledger" */
-  void *config;          /* the daemon's config struct, filled in */
-  void *state;           /* the daemon's state, zeroed, service->state_size bytes */
+  void *zctx;       /* the process's ZeroMQ context */
+  const char *name; /* "ledger" */
+  void *config;     /* the daemon's config struct, filled in */
+  void *state;      /* the daemon's state, zeroed, service->state_size bytes */
   int stopping;
-  int exit_code;         /* set by lk_service_fail */
+  int exit_code; /* set by lk_service_fail */
 };
 
 struct lk_service {
-  const char *name;                        /* short: "ledger", "intake" */
-  const char *summary;                     /* one line for --help */
-  const struct lk_config_entry *config;    /* the config table */
+  const char *name;                     /* short: "ledger", "intake" */
+  const char *summary;                  /* one line for --help */
+  const struct lk_config_entry *config; /* the config table */
   size_t config_len;
-  size_t config_size;                      /* sizeof(struct <svc>_config) */
-  size_t state_size;                       /* sizeof(struct <svc>) */
+  size_t config_size; /* sizeof(struct <svc>_config) */
+  size_t state_size;  /* sizeof(struct <svc>) */
   /* Opens sockets and timers. Returns LK_OK, or an error after logging. */
   int (*start)(struct lk_runtime *rt);
   /* Periodic duties, every tick_ms; now_us is the wall clock. May be NULL. */

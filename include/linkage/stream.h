@@ -21,10 +21,10 @@ typedef void (*lk_stream_cb)(void *data, uint64_t position, const Linkage__V1__E
                              const uint8_t *event, size_t len);
 
 struct lk_stream_opts {
-  const char *pub_endpoint;          /* the ledger's PUB endpoint */
-  struct lk_ledger_client *client;   /* borrowed; used for replays */
-  uint64_t after_position;           /* deliver positions > this */
-  uint32_t replay_batch;             /* default 1000 */
+  const char *pub_endpoint;        /* the ledger's PUB endpoint */
+  struct lk_ledger_client *client; /* borrowed; used for replays */
+  uint64_t after_position;         /* deliver positions > this */
+  uint32_t replay_batch;           /* default 1000 */
 };
 
 struct lk_stream *lk_stream_new(uv_loop_t *loop, void *zctx, const struct lk_stream_opts *opts,

@@ -20,31 +20,31 @@
  * the caller of the handler after it returns: handlers borrow them. */
 struct lk_frames {
   zmq_msg_t frame[LK_ZSOCK_MAX_FRAMES];
-  int count;      /* frames held in frame[] */
-  int truncated;  /* the message had more than LK_ZSOCK_MAX_FRAMES frames; extra ones dropped */
+  int count;     /* frames held in frame[] */
+  int truncated; /* the message had more than LK_ZSOCK_MAX_FRAMES frames; extra ones dropped */
 };
 
 struct lk_zsock;
 typedef void (*lk_zsock_msg_cb)(struct lk_zsock *s, struct lk_frames *m, void *data);
 
 struct lk_zsock {
-  void *zs;            /* the ZeroMQ socket; owned */
+  void *zs; /* the ZeroMQ socket; owned */
   uv_poll_t poll;
   uv_idle_t idle;
   lk_zsock_msg_cb on_msg;
-  void *data;          /* borrowed, handed to on_msg */
-  int budget;          /* messages handled per loop turn */
+  void *data; /* borrowed, handed to on_msg */
+  int budget; /* messages handled per loop turn */
   int closing;
-  int handles_open;    /* poll + idle handles not yet closed */
-  const char *name;    /* for logs; borrowed, static */
+  int handles_open; /* poll + idle handles not yet closed */
+  const char *name; /* for logs; borrowed, static */
 };
 
 /* Common options applied to every socket: finite linger, a maximum message
  * size, bounded high-water marks. */
 struct lk_zsock_opts {
-  int linger_ms;       /* default 200 */
-  long long maxmsg;    /* ZMQ_MAXMSGSIZE; default 4 MiB */
-  int sndhwm, rcvhwm;  /* 0 = libzmq default */
+  int linger_ms;      /* default 200 */
+  long long maxmsg;   /* ZMQ_MAXMSGSIZE; default 4 MiB */
+  int sndhwm, rcvhwm; /* 0 = libzmq default */
   int router_mandatory;
 };
 

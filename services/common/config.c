@@ -94,9 +94,11 @@ int lk_config_set(const struct lk_config_entry *table, size_t n, void *cfg, cons
 }
 
 static char *trim(char *s) {
-  while (isspace((unsigned char)*s)) s++;
+  while (isspace((unsigned char)*s))
+    s++;
   char *end = s + strlen(s);
-  while (end > s && isspace((unsigned char)end[-1])) *--end = '\0';
+  while (end > s && isspace((unsigned char)end[-1]))
+    *--end = '\0';
   return s;
 }
 
@@ -139,10 +141,12 @@ static int load_file(const struct lk_config_entry *table, size_t n, void *cfg, c
   return rc;
 }
 
-/* LINKAGE_<KEY>: the key upper-cased, so one variable configures every daemon that shares the key. */
+/* LINKAGE_<KEY>: the key upper-cased, so one variable configures every daemon that shares the key.
+ */
 static void env_name(const char *key, char *out, size_t len) {
   size_t o = (size_t)snprintf(out, len, "LINKAGE_");
-  for (; *key && o + 1 < len; key++) out[o++] = (char)toupper((unsigned char)*key);
+  for (; *key && o + 1 < len; key++)
+    out[o++] = (char)toupper((unsigned char)*key);
   out[o] = '\0';
 }
 

@@ -451,7 +451,8 @@ static const struct list_spec unit_list = LIST_SPEC("unit", struct lk_unit, unit
 
 static int check_plan(struct loader *ld, void *obj);
 static const struct field plan_fields[7];
-static const struct list_spec plan_list = LIST_SPEC("plan", struct lk_plan, plan_fields, check_plan);
+static const struct list_spec plan_list =
+    LIST_SPEC("plan", struct lk_plan, plan_fields, check_plan);
 
 static int decode_category(struct loader *ld, const struct lk_ynode *v, void *obj,
                            const struct field *f) {
@@ -587,8 +588,7 @@ static int decode_deadlines(struct loader *ld, const struct lk_ynode *v, void *o
     const struct lk_ynode *sk = v->items[i], *tiers = v->items[i + 1];
     int sev = (int)lk_severity_parse(sk->text);
     if (!sev || strchr(sk->text, '_'))
-      return fail_at(ld, sk->line, "plan: severity must be I, II, III or IV, not \"%s\"",
-                     sk->text);
+      return fail_at(ld, sk->line, "plan: severity must be I, II, III or IV, not \"%s\"", sk->text);
     if (tiers->kind != LK_YMAP)
       return fail_at(ld, tiers->line, "plan: severity %s must map tiers to [acknowledge, resolve]",
                      sk->text);
@@ -596,15 +596,17 @@ static int decode_deadlines(struct loader *ld, const struct lk_ynode *v, void *o
       const struct lk_ynode *tk = tiers->items[j], *pair = tiers->items[j + 1];
       int t = tier_from_text(tk->text);
       if (!t)
-        return fail_at(ld, tk->line, "plan: tier must be compound, community, street or district, "
-                                     "not \"%s\"",
+        return fail_at(ld, tk->line,
+                       "plan: tier must be compound, community, street or district, "
+                       "not \"%s\"",
                        tk->text);
       struct lk_plan_deadline *d = &p->deadlines[sev][t];
       if (d->set)
         return fail_at(ld, tk->line, "plan: severity %s tier %s given twice", sk->text, tk->text);
       if (pair->kind != LK_YSEQ || pair->count != 2)
-        return fail_at(ld, pair->line, "plan: severity %s tier %s must be [acknowledge, resolve] "
-                                       "in minutes",
+        return fail_at(ld, pair->line,
+                       "plan: severity %s tier %s must be [acknowledge, resolve] "
+                       "in minutes",
                        sk->text, tk->text);
       int rc = decode_minutes(ld, pair->items[0], &d->acknowledge_min);
       if (rc == LK_OK) rc = decode_minutes(ld, pair->items[1], &d->resolve_min);
@@ -644,12 +646,11 @@ static int check_plan(struct loader *ld, void *obj) {
     for (j = 0; j < p->role_count; j++)
       if (strcmp(p->lead[i], p->roles[j].role) == 0) break;
     if (j == p->role_count)
-      return fail_at(ld, p->line, "plan \"%s\": lead \"%s\" is not one of the plan's roles",
-                     p->id, p->lead[i]);
+      return fail_at(ld, p->line, "plan \"%s\": lead \"%s\" is not one of the plan's roles", p->id,
+                     p->lead[i]);
     for (j = 0; j < i; j++)
       if (strcmp(p->lead[i], p->lead[j]) == 0)
-        return fail_at(ld, p->line, "plan \"%s\": lead \"%s\" is listed twice", p->id,
-                       p->lead[i]);
+        return fail_at(ld, p->line, "plan \"%s\": lead \"%s\" is listed twice", p->id, p->lead[i]);
   }
   return LK_OK;
 }
@@ -672,8 +673,9 @@ static int check_plans(struct loader *ld) {
       const struct lk_plan *a = &d->plans[i], *b = &d->plans[j];
       int same_kind = (!a->kind && !b->kind) || (a->kind && b->kind && !strcmp(a->kind, b->kind));
       if (a->category == b->category && same_kind)
-        return fail_at(ld, a->line, "plan \"%s\" covers the same category and kind as plan "
-                                    "\"%s\" (line %d)",
+        return fail_at(ld, a->line,
+                       "plan \"%s\" covers the same category and kind as plan "
+                       "\"%s\" (line %d)",
                        a->id, b->id, b->line);
     }
   for (int c = 1; lk_category_name((Linkage__V1__Category)c); c++) {

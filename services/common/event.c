@@ -37,9 +37,14 @@ const char *lk_event_type_name(Linkage__V1__EventType t) {
   }
 }
 
-static const char *const category_names[] = {
-    NULL,           "natural_disaster",  "accident_disaster", "public_health",
-    "social_safety", "property_service", "neighbour_dispute", "latent_hazard"};
+static const char *const category_names[] = {NULL,
+                                             "natural_disaster",
+                                             "accident_disaster",
+                                             "public_health",
+                                             "social_safety",
+                                             "property_service",
+                                             "neighbour_dispute",
+                                             "latent_hazard"};
 #define CATEGORY_COUNT (sizeof category_names / sizeof category_names[0])
 
 const char *lk_category_name(Linkage__V1__Category c) {
@@ -54,7 +59,9 @@ const char *lk_severity_name(Linkage__V1__Severity s) {
 
 static const char *const tier_names[] = {NULL, "compound", "community", "street", "district"};
 
-const char *lk_tier_name(Linkage__V1__Tier t) { return (unsigned)t < 5 ? tier_names[t] : NULL; }
+const char *lk_tier_name(Linkage__V1__Tier t) {
+  return (unsigned)t < 5 ? tier_names[t] : NULL;
+}
 
 Linkage__V1__Category lk_category_parse(const char *s) {
   for (unsigned i = 1; i < CATEGORY_COUNT; i++)
@@ -96,7 +103,8 @@ int lk_event_id(char *out, size_t len, const char *incident_id, Linkage__V1__Eve
   const char *name = lk_event_type_name(type);
   if (!name) return LK_EINVAL;
   int n = snprintf(out, len, "%s/%s", incident_id, name);
-  if (n > 0 && qualifier) n += snprintf(out + n, len > (size_t)n ? len - (size_t)n : 0, "/%s", qualifier);
+  if (n > 0 && qualifier)
+    n += snprintf(out + n, len > (size_t)n ? len - (size_t)n : 0, "/%s", qualifier);
   if (n > 0 && counter)
     n += snprintf(out + n, len > (size_t)n ? len - (size_t)n : 0, "/%" PRIu64, counter);
   return (n < 0 || (size_t)n >= len) ? LK_EINVAL : LK_OK;
@@ -118,7 +126,8 @@ Linkage__V1__Event__BodyCase lk_event_body_for(Linkage__V1__EventType t) {
   case LINKAGE__V1__EVENT_TYPE__ESCALATED: return LINKAGE__V1__EVENT__BODY_ESCALATED;
   case LINKAGE__V1__EVENT_TYPE__SEVERITY_CHANGED: return LINKAGE__V1__EVENT__BODY_SEVERITY_CHANGED;
   case LINKAGE__V1__EVENT_TYPE__DISPATCHED: return LINKAGE__V1__EVENT__BODY_DISPATCHED;
-  case LINKAGE__V1__EVENT_TYPE__UNIT_ACKNOWLEDGED: return LINKAGE__V1__EVENT__BODY_UNIT_ACKNOWLEDGED;
+  case LINKAGE__V1__EVENT_TYPE__UNIT_ACKNOWLEDGED:
+    return LINKAGE__V1__EVENT__BODY_UNIT_ACKNOWLEDGED;
   case LINKAGE__V1__EVENT_TYPE__UNIT_DECLINED: return LINKAGE__V1__EVENT__BODY_UNIT_DECLINED;
   case LINKAGE__V1__EVENT_TYPE__UNIT_ON_SCENE: return LINKAGE__V1__EVENT__BODY_UNIT_ON_SCENE;
   case LINKAGE__V1__EVENT_TYPE__UNIT_RESOLVED: return LINKAGE__V1__EVENT__BODY_UNIT_RESOLVED;
@@ -133,7 +142,8 @@ Linkage__V1__Event__BodyCase lk_event_body_for(Linkage__V1__EventType t) {
     return LINKAGE__V1__EVENT__BODY_PLANNED_WORK_DECLARED;
   case LINKAGE__V1__EVENT_TYPE__PLANNED_WORK_LIFTED:
     return LINKAGE__V1__EVENT__BODY_PLANNED_WORK_LIFTED;
-  case LINKAGE__V1__EVENT_TYPE__NO_UNIT_AVAILABLE: return LINKAGE__V1__EVENT__BODY_NO_UNIT_AVAILABLE;
+  case LINKAGE__V1__EVENT_TYPE__NO_UNIT_AVAILABLE:
+    return LINKAGE__V1__EVENT__BODY_NO_UNIT_AVAILABLE;
   case LINKAGE__V1__EVENT_TYPE__BACKUP_REQUESTED: return LINKAGE__V1__EVENT__BODY_BACKUP_REQUESTED;
   default: return LINKAGE__V1__EVENT__BODY__NOT_SET;
   }
@@ -190,8 +200,10 @@ static int check_body(const Linkage__V1__Event *ev, char *err, size_t errlen) {
     /* It becomes a text column: bytes PostgreSQL refuses would stall the whole batch. */
     else if (!id_ok(r->location->compound_id, 64))
       bad = "reported: location.compound_id must be 1-64 printable ASCII characters";
-    else if (!lk_category_name(r->category)) bad = "reported: category is not a known category";
-    else if (!lk_severity_name(r->severity)) bad = "reported: severity is not I, II, III or IV";
+    else if (!lk_category_name(r->category))
+      bad = "reported: category is not a known category";
+    else if (!lk_severity_name(r->severity))
+      bad = "reported: severity is not I, II, III or IV";
     break;
   }
   case LINKAGE__V1__EVENT__BODY_ROUTED:

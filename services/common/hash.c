@@ -6,7 +6,8 @@ void lk_chain_hash(const uint8_t prev[LK_HASH_LEN], uint64_t position, const uin
                    size_t len, uint8_t out[LK_HASH_LEN]) {
   crypto_hash_sha256_state st;
   uint8_t pos[8];
-  for (int i = 0; i < 8; i++) pos[i] = (uint8_t)(position >> (56 - 8 * i));
+  for (int i = 0; i < 8; i++)
+    pos[i] = (uint8_t)(position >> (56 - 8 * i));
   crypto_hash_sha256_init(&st);
   crypto_hash_sha256_update(&st, prev, LK_HASH_LEN);
   crypto_hash_sha256_update(&st, pos, sizeof pos);

@@ -31,9 +31,9 @@ struct pending {
   lk_append_cb append_cb;
   lk_replay_cb replay_cb;
   void *data;
-  uint8_t *msg;    /* HEADROOM bytes, then the LedgerRequest without its request_id */
+  uint8_t *msg; /* HEADROOM bytes, then the LedgerRequest without its request_id */
   size_t body_len;
-  char *event_id;  /* for the synthesised BUSY; points into msg's allocation */
+  char *event_id; /* for the synthesised BUSY; points into msg's allocation */
   int64_t first_us, sent_us;
   uint32_t prev, next; /* the send-order list */
 };
@@ -45,7 +45,7 @@ struct lk_ledger_client {
   struct lk_ledger_client_opts opts;
   char endpoint[512];
   struct pending *slot;
-  uint32_t nslots;   /* a power of two >= max_pending */
+  uint32_t nslots; /* a power of two >= max_pending */
   uint32_t *free_stack;
   uint32_t nfree;
   unsigned pending;
@@ -55,8 +55,14 @@ struct lk_ledger_client {
 
 static void unlink_slot(struct lk_ledger_client *c, uint32_t i) {
   struct pending *p = &c->slot[i];
-  if (p->prev != NONE) c->slot[p->prev].next = p->next; else c->head = p->next;
-  if (p->next != NONE) c->slot[p->next].prev = p->prev; else c->tail = p->prev;
+  if (p->prev != NONE)
+    c->slot[p->prev].next = p->next;
+  else
+    c->head = p->next;
+  if (p->next != NONE)
+    c->slot[p->next].prev = p->prev;
+  else
+    c->tail = p->prev;
   p->prev = p->next = NONE;
 }
 
@@ -64,7 +70,10 @@ static void append_slot(struct lk_ledger_client *c, uint32_t i) {
   struct pending *p = &c->slot[i];
   p->next = NONE;
   p->prev = c->tail;
-  if (c->tail != NONE) c->slot[c->tail].next = i; else c->head = i;
+  if (c->tail != NONE)
+    c->slot[c->tail].next = i;
+  else
+    c->head = i;
   c->tail = i;
 }
 
@@ -154,13 +163,16 @@ struct lk_ledger_client *lk_ledger_client_new(uv_loop_t *loop, void *zctx,
   strcpy(c->endpoint, opts->endpoint);
   c->opts.endpoint = c->endpoint;
   c->nslots = 1;
-  while (c->nslots < c->opts.max_pending) c->nslots <<= 1;
+  while (c->nslots < c->opts.max_pending)
+    c->nslots <<= 1;
   c->slot = calloc(c->nslots, sizeof *c->slot);
   c->free_stack = malloc(c->nslots * sizeof *c->free_stack);
   if (!c->slot || !c->free_stack) goto fail;
   /* Slot 0 is never used so that no request id is 0 (the ledger's id for "no request"). */
-  for (uint32_t i = c->nslots; i-- > 1;) c->free_stack[c->nfree++] = i;
-  for (uint32_t i = 0; i < c->nslots; i++) c->slot[i].prev = c->slot[i].next = NONE;
+  for (uint32_t i = c->nslots; i-- > 1;)
+    c->free_stack[c->nfree++] = i;
+  for (uint32_t i = 0; i < c->nslots; i++)
+    c->slot[i].prev = c->slot[i].next = NONE;
   c->head = c->tail = NONE;
   if (c->opts.max_pending > c->nslots - 1) c->opts.max_pending = c->nslots - 1;
 
@@ -182,7 +194,9 @@ fail:
   return NULL;
 }
 
-static void reaper_closed_cb(uv_handle_t *h) { free(h->data); }
+static void reaper_closed_cb(uv_handle_t *h) {
+  free(h->data);
+}
 
 static void reaper_cb(uv_idle_t *h) {
   struct lk_ledger_client *c = h->data;
@@ -195,7 +209,8 @@ void lk_ledger_client_destroy(struct lk_ledger_client **cp) {
   if (!cp || !*cp) return;
   struct lk_ledger_client *c = *cp;
   *cp = NULL;
-  for (uint32_t i = 0; i < c->nslots; i++) free(c->slot[i].msg);
+  for (uint32_t i = 0; i < c->nslots; i++)
+    free(c->slot[i].msg);
   free(c->slot);
   free(c->free_stack);
   c->slot = NULL;
@@ -269,7 +284,9 @@ int lk_ledger_replay(struct lk_ledger_client *c, uint64_t from_position, uint32_
   return LK_OK;
 }
 
-unsigned lk_ledger_client_pending(const struct lk_ledger_client *c) { return c ? c->pending : 0; }
+unsigned lk_ledger_client_pending(const struct lk_ledger_client *c) {
+  return c ? c->pending : 0;
+}
 
 static void give_up(struct lk_ledger_client *c, uint32_t i) {
   struct pending *p = &c->slot[i];

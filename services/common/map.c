@@ -18,13 +18,15 @@ static char tombstone_mark;
  * (they come from the ledger, after intake derived them with SHA-256). */
 static uint64_t hash_key(const char *s) {
   uint64_t h = 1469598103934665603ull;
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 1099511628211ull;
   return h;
 }
 
 int lk_map_init(struct lk_map *m, size_t expected) {
   size_t cap = 16;
-  while (cap < expected * 2) cap <<= 1;
+  while (cap < expected * 2)
+    cap <<= 1;
   m->slots = calloc(cap, sizeof *m->slots);
   if (!m->slots) return LK_ENOMEM;
   m->cap = cap;
@@ -51,7 +53,8 @@ static struct lk_map_slot *find(const struct lk_map *m, const char *key, uint64_
 
 static int grow(struct lk_map *m) {
   struct lk_map old = *m;
-  size_t cap = m->count * 4 > m->cap ? m->cap * 2 : m->cap; /* rehash in place when mostly tombstones */
+  size_t cap =
+      m->count * 4 > m->cap ? m->cap * 2 : m->cap; /* rehash in place when mostly tombstones */
   m->slots = calloc(cap, sizeof *m->slots);
   if (!m->slots) {
     *m = old;
@@ -63,7 +66,8 @@ static int grow(struct lk_map *m) {
     struct lk_map_slot *s = &old.slots[i];
     if (!s->key || s->key == TOMBSTONE) continue;
     size_t j = s->hash & (cap - 1);
-    while (m->slots[j].key) j = (j + 1) & (cap - 1);
+    while (m->slots[j].key)
+      j = (j + 1) & (cap - 1);
     m->slots[j] = *s;
   }
   free(old.slots);
@@ -81,7 +85,8 @@ int lk_map_put(struct lk_map *m, const char *key, uint64_t value) {
   char *copy = strdup(key);
   if (!copy) return LK_ENOMEM;
   size_t i = h & (m->cap - 1);
-  while (m->slots[i].key && m->slots[i].key != TOMBSTONE) i = (i + 1) & (m->cap - 1);
+  while (m->slots[i].key && m->slots[i].key != TOMBSTONE)
+    i = (i + 1) & (m->cap - 1);
   if (!m->slots[i].key) m->used++;
   m->slots[i] = (struct lk_map_slot){copy, h, value};
   m->count++;

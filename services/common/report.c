@@ -148,7 +148,7 @@ static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *out) {
 struct wire_strings {
   const char *const *names; /* names[field] for string fields, NULL otherwise */
   size_t count;
-  uint32_t nested_field;    /* a message field whose strings are checked too (0: none) */
+  uint32_t nested_field; /* a message field whose strings are checked too (0: none) */
   const struct wire_strings *nested;
 };
 
@@ -190,8 +190,8 @@ int lk_report_wire_check(const uint8_t *buf, size_t len, char *err, size_t errle
   static const char *const location_names[] = {NULL, "location.compound_id", "location.building",
                                                "location.unit"};
   static const struct wire_strings location = {location_names, 4, 0, NULL};
-  static const char *const report_names[] = {NULL, "device_id", NULL, NULL, "kind",
-                                             NULL, NULL,        "description"};
+  static const char *const report_names[] = {NULL,   "device_id", NULL, NULL,
+                                             "kind", NULL,        NULL, "description"};
   static const struct wire_strings report = {report_names, 8, 6, &location};
   const char *bad = NULL;
   walk_fields(buf, len, &report, &bad);

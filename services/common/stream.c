@@ -46,8 +46,7 @@ static void start_replay(struct lk_stream *s) {
   if (s->replaying) return;
   int rc = lk_ledger_replay(s->client, s->pos + 1, s->batch, replay_cb, s);
   if (rc != LK_OK) {
-    lk_warn("cannot request a replay", "from=%" PRIu64 " err=\"%s\"", s->pos + 1,
-            lk_strerror(rc));
+    lk_warn("cannot request a replay", "from=%" PRIu64 " err=\"%s\"", s->pos + 1, lk_strerror(rc));
     return; /* the next heartbeat or live message tries again */
   }
   s->replaying = 1;
@@ -77,8 +76,8 @@ static void on_committed(struct lk_zsock *z, struct lk_frames *m, void *data) {
   struct lk_stream *s = data;
   (void)z;
   if (m->count != 1) return;
-  Linkage__V1__Committed *c = linkage__v1__committed__unpack(NULL, zmq_msg_size(&m->frame[0]),
-                                                             zmq_msg_data(&m->frame[0]));
+  Linkage__V1__Committed *c =
+      linkage__v1__committed__unpack(NULL, zmq_msg_size(&m->frame[0]), zmq_msg_data(&m->frame[0]));
   if (!c) {
     lk_warn("malformed message on the committed stream ignored", "bytes=%zu",
             zmq_msg_size(&m->frame[0]));
@@ -129,7 +128,9 @@ struct lk_stream *lk_stream_new(uv_loop_t *loop, void *zctx, const struct lk_str
   return s;
 }
 
-static void reaper_closed_cb(uv_handle_t *h) { free(h->data); }
+static void reaper_closed_cb(uv_handle_t *h) {
+  free(h->data);
+}
 
 static void reaper_cb(uv_idle_t *h) {
   struct lk_stream *s = h->data;
@@ -149,8 +150,14 @@ void lk_stream_destroy(struct lk_stream **sp) {
   uv_idle_start(&s->reaper, reaper_cb);
 }
 
-uint64_t lk_stream_position(const struct lk_stream *s) { return s ? s->pos : 0; }
+uint64_t lk_stream_position(const struct lk_stream *s) {
+  return s ? s->pos : 0;
+}
 
-int lk_stream_replaying(const struct lk_stream *s) { return s ? s->replaying : 0; }
+int lk_stream_replaying(const struct lk_stream *s) {
+  return s ? s->replaying : 0;
+}
 
-int lk_stream_caught_up(const struct lk_stream *s) { return s ? s->caught_up : 0; }
+int lk_stream_caught_up(const struct lk_stream *s) {
+  return s ? s->caught_up : 0;
+}

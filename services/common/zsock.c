@@ -11,7 +11,8 @@
 static void idle_cb(uv_idle_t *h);
 
 void lk_frames_close(struct lk_frames *m) {
-  for (int i = 0; i < m->count; i++) zmq_msg_close(&m->frame[i]);
+  for (int i = 0; i < m->count; i++)
+    zmq_msg_close(&m->frame[i]);
   m->count = 0;
 }
 
@@ -68,8 +69,7 @@ static void drain(struct lk_zsock *s) {
     struct lk_frames m;
     int rc = recv_message(s, &m);
     if (rc <= 0) {
-      if (rc < 0)
-        lk_error("receive failed", "socket=%s err=\"%s\"", s->name, zmq_strerror(errno));
+      if (rc < 0) lk_error("receive failed", "socket=%s err=\"%s\"", s->name, zmq_strerror(errno));
       break;
     }
     handled++;
@@ -78,8 +78,6 @@ static void drain(struct lk_zsock *s) {
   }
   if (!s->closing) uv_idle_stop(&s->idle);
 }
-
-
 
 static void poll_cb(uv_poll_t *h, int status, int events) {
   struct lk_zsock *s = h->data;

@@ -24,7 +24,7 @@
 #include "linkage/map.h"
 #include "linkage/plan.h"
 
-#define DISPATCH_ROLE_MAX 32 /* role name length, including the NUL */
+#define DISPATCH_ROLE_MAX 32  /* role name length, including the NUL */
 #define DISPATCH_MAX_ROLES 16 /* roles one incident can call at its tier */
 
 /* ---- the plan's roles (district data, include/linkage/plan.h) ----
@@ -60,9 +60,9 @@ const char *const *dispatch_roster(enum lk_governance_mode mode);
 /* ---- units as dispatch sees them ---- */
 
 struct dispatch_unit_status {
-  int present;       /* heard from within the presence timeout */
-  unsigned load;     /* open assignments (dispatched, not resolved or declined): the shell
-                        copies dispatch_state.unit_load[i] here */
+  int present;   /* heard from within the presence timeout */
+  unsigned load; /* open assignments (dispatched, not resolved or declined): the shell
+                    copies dispatch_state.unit_load[i] here */
 };
 
 /* How specific a unit's coverage of a compound is: 5 grid of the incident's
@@ -92,33 +92,33 @@ enum dispatch_assignment_state {
 };
 
 struct dispatch_assignment {
-  char *id;        /* "<incident>/<role>/<n>" */
+  char *id; /* "<incident>/<role>/<n>" */
   char *unit_id;
   char role[DISPATCH_ROLE_MAX];
   uint32_t incident; /* slot */
   uint16_t n;
   uint8_t lead;
-  uint8_t state;   /* enum dispatch_assignment_state */
+  uint8_t state; /* enum dispatch_assignment_state */
   int64_t dispatched_at_us, acknowledge_by_us, arrive_by_us, resolve_by_us;
   int64_t acknowledged_at_us, on_scene_at_us, resolved_at_us;
   uint32_t deadline_handle; /* acknowledge deadline in the heap while unanswered */
-  uint8_t replaced; /* declined, and a later assignment names it in `replaces` */
-  uint8_t backup;   /* its unit asked for backup (one more unit of its role) */
-  uint8_t loaded;   /* counted in dispatch_state.unit_load */
+  uint8_t replaced;         /* declined, and a later assignment names it in `replaces` */
+  uint8_t backup;           /* its unit asked for backup (one more unit of its role) */
+  uint8_t loaded;           /* counted in dispatch_state.unit_load */
 };
 
 enum {
   DI_ROUTED = 1 << 0,
-  DI_RESOLVED = 1 << 1,      /* the incident-level `resolved` is committed */
+  DI_RESOLVED = 1 << 1, /* the incident-level `resolved` is committed */
   DI_CLOSED = 1 << 2,
   DI_MERGED = 1 << 3,
-  DI_INFLIGHT = 1 << 4,      /* a decision waits for the ledger */
-  DI_NO_UNIT = 1 << 5,       /* no_unit_available committed at the current tier */
+  DI_INFLIGHT = 1 << 4, /* a decision waits for the ledger */
+  DI_NO_UNIT = 1 << 5,  /* no_unit_available committed at the current tier */
 };
 
 struct dispatch_incident {
   char *id;
-  uint32_t compound;          /* index into the district's compounds */
+  uint32_t compound; /* index into the district's compounds */
   char *building;
   char *kind;
   char *description;
@@ -128,17 +128,17 @@ struct dispatch_incident {
   uint32_t flags;
   double lat, lon;
   int64_t reported_at_us, resolved_at_us;
-  uint32_t *assignments;      /* indexes into dispatch_state.assignments */
+  uint32_t *assignments; /* indexes into dispatch_state.assignments */
   uint32_t assignment_count, assignment_cap;
-  uint32_t close_handle;      /* the automatic close deadline after `resolved` */
-  uint32_t no_unit_mask;      /* needs (by index in dispatch_needs at the current tier) whose
-                                 no_unit_available is committed at this tier */
+  uint32_t close_handle; /* the automatic close deadline after `resolved` */
+  uint32_t no_unit_mask; /* needs (by index in dispatch_needs at the current tier) whose
+                            no_unit_available is committed at this tier */
 };
 
 struct dispatch_policy {
-  double time_scale;          /* as the router's: plan minutes per real minute */
-  int64_t verify_window_us;   /* after `resolved`, close automatically (scaled) */
-  int utc_offset_min;         /* the district's local time, for duty hours (480: UTC+8) */
+  double time_scale;        /* as the router's: plan minutes per real minute */
+  int64_t verify_window_us; /* after `resolved`, close automatically (scaled) */
+  int utc_offset_min;       /* the district's local time, for duty hours (480: UTC+8) */
 };
 
 enum dispatch_deadline_kind {
@@ -151,11 +151,11 @@ struct dispatch_state {
   struct dispatch_policy policy;
   struct dispatch_incident *incidents; /* slot 0 unused */
   uint32_t count, cap;
-  struct lk_map by_id;                 /* incident id -> slot */
+  struct lk_map by_id;                     /* incident id -> slot */
   struct dispatch_assignment *assignments; /* index 0 unused */
   uint32_t assignment_count, assignment_cap;
-  struct lk_map assignment_by_id;      /* assignment id -> index */
-  unsigned *unit_load;                 /* indexed like district->units */
+  struct lk_map assignment_by_id; /* assignment id -> index */
+  unsigned *unit_load;            /* indexed like district->units */
   struct lk_heap deadlines;
   uint64_t position;
 };
@@ -196,7 +196,7 @@ struct dispatch_decision {
   Linkage__V1__Tier tier;
   int64_t acknowledge_by_us, arrive_by_us, resolve_by_us;
   char reason[256];
-  char note[512];              /* a unit's answer note (UnitAnswer.note) */
+  char note[512]; /* a unit's answer note (UnitAnswer.note) */
 };
 
 /* What an incident needs now: the next unit to call for a needed role that

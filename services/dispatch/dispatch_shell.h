@@ -76,7 +76,7 @@ void dispatch_stop(struct lk_runtime *rt);
   "`dispatched` event with the assignment id <incident>/<role>/<n>.\n"                             \
   "\n"                                                                                             \
   "Responder units connect a DEALER to dispatch_endpoint and speak\n"                              \
-  "proto/linkage/v1/unit.proto: Hello, then a Heartbeat at least every unit_heartbeat_ms\n"             \
+  "proto/linkage/v1/unit.proto: Hello, then a Heartbeat at least every unit_heartbeat_ms\n"        \
   "(a unit silent for three heartbeats is absent), Answer and ListAssignments. An\n"               \
   "assignment is sent when its `dispatched` event is committed and again on every\n"               \
   "Hello (units drop repeats by assignment id); an answer is acknowledged once its\n"              \

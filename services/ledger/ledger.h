@@ -24,9 +24,9 @@ struct ledger_config {
 
 enum ledger_outcome {
   LEDGER_PENDING = 0,
-  LEDGER_NEW,        /* to be written at `position` by this attempt */
-  LEDGER_COMMITTED,  /* found stored by an earlier attempt of this batch whose outcome was unknown */
-  LEDGER_DUPLICATE,  /* stored before, or repeated within the batch */
+  LEDGER_NEW,       /* to be written at `position` by this attempt */
+  LEDGER_COMMITTED, /* found stored by an earlier attempt of this batch whose outcome was unknown */
+  LEDGER_DUPLICATE, /* stored before, or repeated within the batch */
 };
 
 /* A nullable boolean column; zero is SQL NULL. */
@@ -36,15 +36,15 @@ enum ledger_flag { LEDGER_FLAG_NULL = 0, LEDGER_FLAG_FALSE, LEDGER_FLAG_TRUE };
 struct ledger_item {
   struct ledger_item *next; /* queue link */
   uint64_t request_id;
-  uint8_t ident[256];       /* ROUTER identity of the sender (libzmq caps it at 255 bytes) */
+  uint8_t ident[256]; /* ROUTER identity of the sender (libzmq caps it at 255 bytes) */
   size_t ident_len;
-  int delimiter;            /* the sender put an empty frame before the request */
+  int delimiter; /* the sender put an empty frame before the request */
 
   /* the row; NULL text columns are SQL NULL */
   const char *event_id, *incident_id, *type, *actor;
   const char *category, *severity, *tier, *compound_id;
-  const char *unit_id;      /* dispatched, unit_* and backup_requested: the unit */
-  enum ledger_flag lead;    /* dispatched: whether the unit leads; else LEDGER_FLAG_NULL */
+  const char *unit_id;   /* dispatched, unit_* and backup_requested: the unit */
+  enum ledger_flag lead; /* dispatched: whether the unit leads; else LEDGER_FLAG_NULL */
   int64_t at_us;
   const uint8_t *payload; /* the canonical Event bytes */
   size_t len;
@@ -52,7 +52,7 @@ struct ledger_item {
   /* the outcome of the latest attempt */
   enum ledger_outcome outcome;
   uint64_t position;
-  char stored_incident_id[128];   /* for DUPLICATE: the incident of the stored row */
+  char stored_incident_id[128]; /* for DUPLICATE: the incident of the stored row */
   uint8_t prev_hash[LK_HASH_LEN], hash[LK_HASH_LEN];
 };
 
@@ -99,8 +99,8 @@ int ledger_buf_reserve(struct ledger_buf *b, size_t more);
 void ledger_buf_free(struct ledger_buf *b);
 
 /* PostgreSQL binary COPY of the table's columns, in LEDGER_COPY_COLUMNS order. */
-#define LEDGER_COPY_COLUMNS                                                                   \
-  "position, event_id, incident_id, type, at, actor, category, severity, tier, compound_id, " \
+#define LEDGER_COPY_COLUMNS                                                                        \
+  "position, event_id, incident_id, type, at, actor, category, severity, tier, compound_id, "      \
   "payload, prev_hash, hash, unit_id, lead"
 int ledger_copy_begin(struct ledger_buf *b);
 int ledger_copy_row(struct ledger_buf *b, const struct ledger_item *it);
@@ -233,9 +233,9 @@ void ledger_server_status(struct lk_runtime *rt, char *buf, size_t len);
 /* The ROUTER's handler (lk_zsock_msg_cb). */
 void ledger_on_request(struct lk_zsock *s, struct lk_frames *m, void *data);
 
-#define LEDGER_RING_CAP 8192                  /* events kept for replays from memory */
-#define LEDGER_QUEUE_BYTES_MAX (256u << 20)   /* payload bytes queued, besides queue_max */
-#define LEDGER_FRAME_MAX (256 << 10)          /* largest LedgerRequest accepted */
-#define LEDGER_REPLAY_BYTES_MAX (1u << 20)    /* event bytes per ReplayReply */
+#define LEDGER_RING_CAP 8192                /* events kept for replays from memory */
+#define LEDGER_QUEUE_BYTES_MAX (256u << 20) /* payload bytes queued, besides queue_max */
+#define LEDGER_FRAME_MAX (256 << 10)        /* largest LedgerRequest accepted */
+#define LEDGER_REPLAY_BYTES_MAX (1u << 20)  /* event bytes per ReplayReply */
 #define LEDGER_REPLAY_LIMIT 1000
 #define LEDGER_PUB_HWM 100000

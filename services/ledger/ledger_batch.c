@@ -29,7 +29,8 @@ int ledger_batch_add(struct ledger_batch *b, struct ledger_item *it) {
 
 static uint64_t hash_str(const char *s) {
   uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-  for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ULL;
+  for (; *s; s++)
+    h = (h ^ (uint8_t)*s) * 1099511628211ULL;
   return h;
 }
 
@@ -55,7 +56,8 @@ static void copy_id(char *dst, size_t n, const char *src) {
 int ledger_batch_resolve(struct ledger_batch *b, const struct ledger_existing *ex, size_t n_ex,
                          uint64_t head, const uint8_t head_hash[LK_HASH_LEN]) {
   size_t size = 16;
-  while (size < 2 * b->count) size <<= 1;
+  while (size < 2 * b->count)
+    size <<= 1;
   struct index ix = {calloc(size, sizeof(size_t)), size - 1};
   size_t *first = malloc((b->count ? b->count : 1) * sizeof *first);
   if (!ix.slot || !first) {
@@ -127,7 +129,8 @@ void ledger_batch_mark_in_doubt(struct ledger_batch *b) {
 int ledger_buf_reserve(struct ledger_buf *b, size_t more) {
   if (b->len + more <= b->cap) return LK_OK;
   size_t cap = b->cap ? b->cap : 4096;
-  while (cap < b->len + more) cap *= 2;
+  while (cap < b->len + more)
+    cap *= 2;
   uint8_t *p = realloc(b->p, cap);
   if (!p) return LK_ENOMEM;
   b->p = p;
@@ -146,11 +149,13 @@ static void put16(struct ledger_buf *b, uint16_t v) {
 }
 
 static void put32(struct ledger_buf *b, uint32_t v) {
-  for (int i = 3; i >= 0; i--) b->p[b->len++] = (uint8_t)(v >> (8 * i));
+  for (int i = 3; i >= 0; i--)
+    b->p[b->len++] = (uint8_t)(v >> (8 * i));
 }
 
 static void put64(struct ledger_buf *b, uint64_t v) {
-  for (int i = 7; i >= 0; i--) b->p[b->len++] = (uint8_t)(v >> (8 * i));
+  for (int i = 7; i >= 0; i--)
+    b->p[b->len++] = (uint8_t)(v >> (8 * i));
 }
 
 static void put_bytes(struct ledger_buf *b, const void *p, size_t n) {
@@ -167,9 +172,13 @@ static void put_text(struct ledger_buf *b, const char *s) {
   put_bytes(b, s, strlen(s));
 }
 
-static size_t text_size(const char *s) { return 4 + (s ? strlen(s) : 0); }
+static size_t text_size(const char *s) {
+  return 4 + (s ? strlen(s) : 0);
+}
 
-int64_t ledger_pg_time(int64_t unix_us) { return unix_us - 946684800000000LL; }
+int64_t ledger_pg_time(int64_t unix_us) {
+  return unix_us - 946684800000000LL;
+}
 
 int ledger_copy_begin(struct ledger_buf *b) {
   static const uint8_t sig[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n', 0};
@@ -221,7 +230,8 @@ int ledger_copy_end(struct ledger_buf *b) {
 
 int ledger_text_array(struct ledger_buf *b, const char *const *strs, size_t n) {
   size_t need = 20;
-  for (size_t i = 0; i < n; i++) need += 4 + strlen(strs[i]);
+  for (size_t i = 0; i < n; i++)
+    need += 4 + strlen(strs[i]);
   if (ledger_buf_reserve(b, need)) return LK_ENOMEM;
   put32(b, n ? 1 : 0); /* dimensions */
   put32(b, 0);         /* no NULLs */
@@ -230,6 +240,7 @@ int ledger_text_array(struct ledger_buf *b, const char *const *strs, size_t n) {
     put32(b, (uint32_t)n);
     put32(b, 1); /* lower bound */
   }
-  for (size_t i = 0; i < n; i++) put_bytes(b, strs[i], strlen(strs[i]));
+  for (size_t i = 0; i < n; i++)
+    put_bytes(b, strs[i], strlen(strs[i]));
   return LK_OK;
 }

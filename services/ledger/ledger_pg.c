@@ -13,13 +13,16 @@
 #define TEXTARRAYOID 1009
 #define INT8OID 20
 
-static PGconn *pgc(struct pg_conn *c) { return (PGconn *)c; }
+static PGconn *pgc(struct pg_conn *c) {
+  return (PGconn *)c;
+}
 
 /* libpq messages end with a newline; a log line must not. */
 static void set_err(char *err, size_t errlen, const char *what, const char *why) {
   snprintf(err, errlen, "%s: %s", what, why ? why : "unknown error");
   size_t l = strlen(err);
-  while (l > 0 && (err[l - 1] == '\n' || err[l - 1] == ' ')) err[--l] = '\0';
+  while (l > 0 && (err[l - 1] == '\n' || err[l - 1] == ' '))
+    err[--l] = '\0';
   for (char *p = err; *p; p++)
     if (*p == '\n' || *p == '\t' || *p == '"') *p = ' ';
 }
@@ -52,14 +55,16 @@ void ledger_pg_finish(struct pg_conn **c) {
   *c = NULL;
 }
 
-int ledger_pg_ok(struct pg_conn *c) { return c && PQstatus(pgc(c)) == CONNECTION_OK; }
+int ledger_pg_ok(struct pg_conn *c) {
+  return c && PQstatus(pgc(c)) == CONNECTION_OK;
+}
 
 static int exec_ok(PGconn *c, const char *sql, const char *what, char *err, size_t errlen) {
   PGresult *r = PQexec(c, sql);
   int st = PQresultStatus(r);
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-    set_err(err, errlen, what, PQresultErrorMessage(r)[0] ? PQresultErrorMessage(r)
-                                                          : PQerrorMessage(c));
+    set_err(err, errlen, what,
+            PQresultErrorMessage(r)[0] ? PQresultErrorMessage(r) : PQerrorMessage(c));
     PQclear(r);
     return LK_EIO;
   }
@@ -80,7 +85,8 @@ int ledger_pg_migrate(struct pg_conn *cc, char *err, size_t errlen) {
 
 static uint64_t get_be64(const uint8_t *p) {
   uint64_t v = 0;
-  for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
+  for (int i = 0; i < 8; i++)
+    v = (v << 8) | p[i];
   return v;
 }
 
@@ -113,7 +119,8 @@ static int find_existing(PGconn *c, struct ledger_batch *b, PGresult **res,
   struct ledger_buf arr = {0};
   const char **ids = malloc(b->count * sizeof *ids);
   if (!ids) return LK_ENOMEM;
-  for (size_t i = 0; i < b->count; i++) ids[i] = b->items[i]->event_id;
+  for (size_t i = 0; i < b->count; i++)
+    ids[i] = b->items[i]->event_id;
   int rc = ledger_text_array(&arr, ids, b->count);
   free(ids);
   if (rc) return rc;
@@ -283,7 +290,8 @@ int ledger_pg_replay(struct pg_conn *cc, uint64_t from, uint32_t limit, size_t m
     if (!row->event) break;
     memcpy(row->event, PQgetvalue(r, (int)k, 1), len);
     row->len = len;
-    if (PQgetlength(r, (int)k, 2) == LK_HASH_LEN) memcpy(row->hash, PQgetvalue(r, (int)k, 2), LK_HASH_LEN);
+    if (PQgetlength(r, (int)k, 2) == LK_HASH_LEN)
+      memcpy(row->hash, PQgetvalue(r, (int)k, 2), LK_HASH_LEN);
     bytes += len;
   }
   *n = k;

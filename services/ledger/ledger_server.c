@@ -192,8 +192,7 @@ static void commit_work_cb(uv_work_t *w) {
     if (ledger_pg_load_head(L->pg, &L->chain, L->commit_err, sizeof L->commit_err)) goto fail;
   }
   if (L->batch.count == 0) return;
-  if (ledger_pg_commit(L->pg, &L->batch, &L->chain, L->commit_err, sizeof L->commit_err))
-    goto fail;
+  if (ledger_pg_commit(L->pg, &L->batch, &L->chain, L->commit_err, sizeof L->commit_err)) goto fail;
   return;
 
 fail:
@@ -209,9 +208,10 @@ static int open_sockets(struct ledger *L) {
                                 .maxmsg = LEDGER_FRAME_MAX,
                                 .router_mandatory = 1,
                                 .sndhwm = (int)(L->cfg->queue_max + L->cfg->batch_max)};
-  struct lk_zsock_opts popts = {.linger_ms = 0, .maxmsg = LEDGER_FRAME_MAX, .sndhwm = LEDGER_PUB_HWM};
-  if (lk_zsock_open(&L->pub, L->rt->loop, L->rt->zctx, ZMQ_PUB, L->cfg->ledger_stream, &popts,
-                    NULL, L, "ledger_stream"))
+  struct lk_zsock_opts popts = {
+      .linger_ms = 0, .maxmsg = LEDGER_FRAME_MAX, .sndhwm = LEDGER_PUB_HWM};
+  if (lk_zsock_open(&L->pub, L->rt->loop, L->rt->zctx, ZMQ_PUB, L->cfg->ledger_stream, &popts, NULL,
+                    L, "ledger_stream"))
     return LK_EIO;
   if (lk_zsock_open(&L->router, L->rt->loop, L->rt->zctx, ZMQ_ROUTER, L->cfg->ledger_endpoint,
                     &ropts, ledger_on_request, L, "ledger_endpoint")) {
@@ -235,12 +235,12 @@ static void finish_batch(struct ledger *L) {
        * row of a batch is NEW or every one is COMMITTED, so this is position order. */
       publish(L, it->position, it->payload, it->len, it->hash, LK_HASH_LEN);
       ring_push(L, it->position, it->payload, it->len, it->hash);
-      reply_append(L, &p, LINKAGE__V1__APPEND_REPLY__STATUS__COMMITTED, it->position,
-                   it->event_id, it->incident_id, NULL);
+      reply_append(L, &p, LINKAGE__V1__APPEND_REPLY__STATUS__COMMITTED, it->position, it->event_id,
+                   it->incident_id, NULL);
       L->events++;
     } else {
-      reply_append(L, &p, LINKAGE__V1__APPEND_REPLY__STATUS__DUPLICATE, it->position,
-                   it->event_id, it->stored_incident_id, NULL);
+      reply_append(L, &p, LINKAGE__V1__APPEND_REPLY__STATUS__DUPLICATE, it->position, it->event_id,
+                   it->stored_incident_id, NULL);
     }
   }
   L->batches++;
@@ -333,15 +333,9 @@ static struct ledger_item *make_item(const Linkage__V1__Event *ev, const struct 
         compound = r->location->compound_id;
     }
     break;
-  case LINKAGE__V1__EVENT__BODY_ROUTED:
-    tier = lk_tier_name(ev->routed->tier);
-    break;
-  case LINKAGE__V1__EVENT__BODY_ESCALATED:
-    tier = lk_tier_name(ev->escalated->to_tier);
-    break;
-  case LINKAGE__V1__EVENT__BODY_DE_ESCALATED:
-    tier = lk_tier_name(ev->de_escalated->to_tier);
-    break;
+  case LINKAGE__V1__EVENT__BODY_ROUTED: tier = lk_tier_name(ev->routed->tier); break;
+  case LINKAGE__V1__EVENT__BODY_ESCALATED: tier = lk_tier_name(ev->escalated->to_tier); break;
+  case LINKAGE__V1__EVENT__BODY_DE_ESCALATED: tier = lk_tier_name(ev->de_escalated->to_tier); break;
   case LINKAGE__V1__EVENT__BODY_SEVERITY_CHANGED:
     severity = lk_severity_name(ev->severity_changed->to_severity);
     break;
@@ -355,8 +349,7 @@ static struct ledger_item *make_item(const Linkage__V1__Event *ev, const struct 
   case LINKAGE__V1__EVENT__BODY_UNIT_ON_SCENE: answer = ev->unit_on_scene; break;
   case LINKAGE__V1__EVENT__BODY_UNIT_RESOLVED: answer = ev->unit_resolved; break;
   case LINKAGE__V1__EVENT__BODY_BACKUP_REQUESTED: answer = ev->backup_requested; break;
-  default:
-    break;
+  default: break;
   }
   if (answer) unit = answer->unit_id;
   /* A column PostgreSQL refuses (bad UTF-8) would stall the whole batch; unit ids are not
@@ -394,7 +387,8 @@ static struct ledger_item *make_item(const Linkage__V1__Event *ev, const struct 
   return it;
 }
 
-static void on_append(struct ledger *L, const struct ledger_peer *p, const Linkage__V1__AppendRequest *a) {
+static void on_append(struct ledger *L, const struct ledger_peer *p,
+                      const Linkage__V1__AppendRequest *a) {
   char err[256];
   const Linkage__V1__Event *ev = a ? a->event : NULL;
   if (!ev) {
@@ -471,7 +465,8 @@ static void replay_from_ring(struct ledger *L, const struct ledger_peer *p, uint
   free(ptrs);
 }
 
-static void on_replay(struct ledger *L, const struct ledger_peer *p, const Linkage__V1__ReplayRequest *r) {
+static void on_replay(struct ledger *L, const struct ledger_peer *p,
+                      const Linkage__V1__ReplayRequest *r) {
   uint64_t from = r->from_position ? r->from_position : 1;
   uint32_t limit = r->limit == 0 || r->limit > LEDGER_REPLAY_LIMIT ? LEDGER_REPLAY_LIMIT : r->limit;
   if (from > L->head) {
@@ -515,12 +510,8 @@ void ledger_on_request(struct lk_zsock *s, struct lk_frames *m, void *data) {
   }
   p.request_id = req->request_id;
   switch (req->body_case) {
-  case LINKAGE__V1__LEDGER_REQUEST__BODY_APPEND:
-    on_append(L, &p, req->append);
-    break;
-  case LINKAGE__V1__LEDGER_REQUEST__BODY_REPLAY:
-    on_replay(L, &p, req->replay);
-    break;
+  case LINKAGE__V1__LEDGER_REQUEST__BODY_APPEND: on_append(L, &p, req->append); break;
+  case LINKAGE__V1__LEDGER_REQUEST__BODY_REPLAY: on_replay(L, &p, req->replay); break;
   default:
     reply_append(L, &p, LINKAGE__V1__APPEND_REPLY__STATUS__INVALID, 0, NULL, NULL,
                  "LedgerRequest without append or replay");
@@ -532,7 +523,8 @@ void ledger_on_request(struct lk_zsock *s, struct lk_frames *m, void *data) {
 /* ---- replays from PostgreSQL ---- */
 
 static void free_replay_rows(struct ledger *L) {
-  for (size_t i = 0; i < L->replay_n; i++) free(L->replay_rows[i].event);
+  for (size_t i = 0; i < L->replay_n; i++)
+    free(L->replay_rows[i].event);
   free(L->replay_rows);
   L->replay_rows = NULL;
   L->replay_n = 0;
@@ -678,6 +670,6 @@ void ledger_server_stop(struct lk_runtime *rt) {
 void ledger_server_status(struct lk_runtime *rt, char *buf, size_t len) {
   struct ledger *L = rt->state;
   snprintf(buf, len, "head=%" PRIu64 " queue=%zu pg=%s batches=%" PRIu64 " events=%" PRIu64,
-           L->head, L->q_len + L->batch.count, L->pg_down || !L->ready ? "down" : "up",
-           L->batches, L->events);
+           L->head, L->q_len + L->batch.count, L->pg_down || !L->ready ? "down" : "up", L->batches,
+           L->events);
 }

@@ -43,4 +43,6 @@ static const struct lk_service ledger_service = {
             "heartbeat_ms. ReplayRequest serves any range of committed positions.\n",
 };
 
-int main(int argc, char **argv) { return lk_service_run(&ledger_service, argc, argv); }
+int main(int argc, char **argv) {
+  return lk_service_run(&ledger_service, argc, argv);
+}

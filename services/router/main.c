@@ -60,4 +60,6 @@ static const struct lk_service router_service = {
     .help = ROUTER_HELP,
 };
 
-int main(int argc, char **argv) { return lk_service_run(&router_service, argc, argv); }
+int main(int argc, char **argv) {
+  return lk_service_run(&router_service, argc, argv);
+}

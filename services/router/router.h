@@ -53,8 +53,8 @@ struct router_incident {
   Linkage__V1__Category category;
   Linkage__V1__Severity severity;
   Linkage__V1__Tier tier;
-  uint16_t epoch;            /* routed = 1, +1 for each escalated / de_escalated */
-  uint16_t escalations;      /* committed escalated events (for event ids) */
+  uint16_t epoch;       /* routed = 1, +1 for each escalated / de_escalated */
+  uint16_t escalations; /* committed escalated events (for event ids) */
   uint16_t de_escalations;
   uint16_t severity_changes;
   double lat, lon;
@@ -80,12 +80,12 @@ struct router_window {
 };
 
 struct router_policy {
-  double time_scale;             /* 60: a minute of plan time passes in a real second */
-  int64_t merge_window_us;       /* how long after a report others join it (scaled) */
-  double merge_distance_m;       /* 0: same building only */
-  int reporter_threshold;        /* distinct reporters that raise severity one level; 0 = never */
-  int64_t reporter_window_us;    /* scaled, like every duration here */
-  int64_t retry_us;              /* real time between retries of a decision the ledger refused */
+  double time_scale;          /* 60: a minute of plan time passes in a real second */
+  int64_t merge_window_us;    /* how long after a report others join it (scaled) */
+  double merge_distance_m;    /* 0: same building only */
+  int reporter_threshold;     /* distinct reporters that raise severity one level; 0 = never */
+  int64_t reporter_window_us; /* scaled, like every duration here */
+  int64_t retry_us;           /* real time between retries of a decision the ledger refused */
 };
 
 struct router_state {
@@ -97,13 +97,13 @@ struct router_state {
   struct router_incident *incidents; /* slot 0 unused, so 0 means "none" */
   uint32_t count, cap;
   struct lk_map by_id;
-  struct lk_map buckets;             /* "<compound index>/<kind>" -> newest slot; merge candidates */
-  uint32_t *high;                    /* slots that reached street or district tier: inhibitors */
+  struct lk_map buckets; /* "<compound index>/<kind>" -> newest slot; merge candidates */
+  uint32_t *high;        /* slots that reached street or district tier: inhibitors */
   uint32_t high_count, high_cap;
-  struct lk_heap deadlines;          /* owner = slot, kind = router_deadline_kind */
+  struct lk_heap deadlines; /* owner = slot, kind = router_deadline_kind */
   struct router_window *windows;
   uint32_t window_count, window_cap;
-  uint64_t position;                 /* last committed position applied */
+  uint64_t position; /* last committed position applied */
 };
 
 /* A decision: one event to append. Plain data; router_event.c turns it into
@@ -117,9 +117,10 @@ struct router_decision {
   char organisation[LK_ID_MAX];
   int64_t ack_by_us, resolve_by_us;
   char reason[512];
-  int64_t recheck_us; /* > 0: look at this deadline again then (inhibited, or nothing to emit yet) */
-  char by[LK_ID_MAX];       /* suppressed_by / merged into / inhibiting incident */
-  const char *deadline;     /* "acknowledge" or "resolve" for overdue and suppressed */
+  int64_t
+      recheck_us; /* > 0: look at this deadline again then (inhibited, or nothing to emit yet) */
+  char by[LK_ID_MAX];   /* suppressed_by / merged into / inhibiting incident */
+  const char *deadline; /* "acknowledge" or "resolve" for overdue and suppressed */
   int64_t due_us;
   Linkage__V1__Severity from_severity, to_severity;
   struct {
@@ -139,7 +140,8 @@ void router_state_close(struct router_state *s);
 /* Folds one committed event into the state. Unknown incidents referenced by
  * later events are ignored (they may predate the district or be malformed).
  * Returns the incident slot the event concerned, or 0. */
-uint32_t router_state_apply(struct router_state *s, uint64_t position, const Linkage__V1__Event *ev);
+uint32_t router_state_apply(struct router_state *s, uint64_t position,
+                            const Linkage__V1__Event *ev);
 
 /* Puts a deadline of the incident (back) into the heap at at_us: after a
  * deadline fired and its decision was refused by the ledger, or must be

@@ -30,7 +30,8 @@ static int decide_planned(const struct router_state *s, const Linkage__V1__Comma
   memset(out, 0, sizeof *out);
   if (cmd->body_case == LINKAGE__V1__COMMAND__BODY_DECLARE_PLANNED_WORK) {
     const Linkage__V1__PlannedWork *p = cmd->declare_planned_work;
-    if (!id_safe(p->window_id, 64)) REJECT("window_id must be 1-64 printable characters without spaces or '/'");
+    if (!id_safe(p->window_id, 64))
+      REJECT("window_id must be 1-64 printable characters without spaces or '/'");
     if (!lk_district_compound(s->district, p->compound_id))
       REJECT("compound \"%.64s\" is not a compound of this district", p->compound_id);
     if (p->from_us <= 0 || p->to_us <= p->from_us) REJECT("the window must have from < to");
@@ -72,7 +73,8 @@ int router_decide_command(const struct router_state *s, const Linkage__V1__Comma
                           int64_t now_us, struct router_decision *out, char *err, size_t errlen) {
   if (!id_safe(cmd->command_id, 64))
     REJECT("command_id must be 1-64 printable characters without spaces or '/'");
-  if (!id_safe(cmd->actor, 64)) REJECT("actor must name the coordinator (1-64 characters, no spaces)");
+  if (!id_safe(cmd->actor, 64))
+    REJECT("actor must name the coordinator (1-64 characters, no spaces)");
   if (cmd->body_case == LINKAGE__V1__COMMAND__BODY_DECLARE_PLANNED_WORK ||
       cmd->body_case == LINKAGE__V1__COMMAND__BODY_LIFT_PLANNED_WORK)
     return decide_planned(s, cmd, out, err, errlen);
@@ -108,8 +110,8 @@ int router_decide_command(const struct router_state *s, const Linkage__V1__Comma
     if (inc->flags & RI_RESOLVED) REJECT("incident %s is resolved", inc->id);
     if (up && inc->tier >= LINKAGE__V1__TIER__DISTRICT)
       REJECT("incident %s is already at district tier", inc->id);
-    Linkage__V1__Tier floor = p && p->min_tier > LINKAGE__V1__TIER__COMPOUND ? p->min_tier
-                                                                            : LINKAGE__V1__TIER__COMPOUND;
+    Linkage__V1__Tier floor =
+        p && p->min_tier > LINKAGE__V1__TIER__COMPOUND ? p->min_tier : LINKAGE__V1__TIER__COMPOUND;
     if (!up && inc->tier <= floor)
       REJECT("incident %s may not go below %s tier (%s plan)", inc->id, lk_tier_name(floor),
              inc->kind[0] ? inc->kind : lk_category_name(inc->category));

@@ -192,8 +192,9 @@ int router_decide_deadline(const struct router_state *s, const struct lk_deadlin
   uint32_t inhibitor = router_inhibitor(s, d->owner);
   if (inhibitor) {
     /* Held back while the higher incident is open; look again after another period. */
-    int64_t period = d->kind == ROUTER_DEADLINE_ACKNOWLEDGE ? inc->ack_by_us - inc->reported_at_us
-                                                            : inc->resolve_by_us - inc->reported_at_us;
+    int64_t period = d->kind == ROUTER_DEADLINE_ACKNOWLEDGE
+                         ? inc->ack_by_us - inc->reported_at_us
+                         : inc->resolve_by_us - inc->reported_at_us;
     if (period < s->policy.retry_us) period = s->policy.retry_us;
     if (inc->flags & RI_SUPPRESSED_LOGGED) {
       memset(out, 0, sizeof *out);
@@ -246,7 +247,8 @@ int router_decide_reporters(const struct router_state *s, uint32_t slot, int64_t
   out->from_severity = inc->severity;
   out->to_severity = (Linkage__V1__Severity)(inc->severity - 1);
   snprintf(out->reason, sizeof out->reason, "%d independent reporters within %lld minutes", n,
-           (long long)(s->policy.reporter_window_us * (s->policy.time_scale > 0 ? s->policy.time_scale : 1) / 60000000));
+           (long long)(s->policy.reporter_window_us *
+                       (s->policy.time_scale > 0 ? s->policy.time_scale : 1) / 60000000));
   return 1;
 }
 

@@ -116,7 +116,8 @@ static int fire_due(struct router *r, int64_t now) {
 static void timer_cb(uv_timer_t *t) {
   struct router *r = t->data;
   if (fire_due(r, lk_now_us()))
-    uv_timer_start(&r->timer, timer_cb, 0, 0); /* more are due: go on after the sockets had a turn */
+    uv_timer_start(&r->timer, timer_cb, 0,
+                   0); /* more are due: go on after the sockets had a turn */
   else
     arm_timer(r);
 }
@@ -286,8 +287,8 @@ static void on_command(struct lk_zsock *s, struct lk_frames *m, void *data) {
     free(pc);
     return;
   }
-  Linkage__V1__Command *cmd = linkage__v1__command__unpack(
-      NULL, zmq_msg_size(&m->frame[body]), zmq_msg_data(&m->frame[body]));
+  Linkage__V1__Command *cmd = linkage__v1__command__unpack(NULL, zmq_msg_size(&m->frame[body]),
+                                                           zmq_msg_data(&m->frame[body]));
   if (!cmd) {
     send_command_reply(r, pc, LINKAGE__V1__COMMAND_REPLY__STATUS__REJECTED, NULL, 0,
                        "malformed Command: not a valid protobuf message");

@@ -46,8 +46,8 @@ struct router {
   int resweep;   /* look for incidents that still need a routing or merge decision */
   /* Command ids already committed (from event ids ".../cmd-<id>"), so a retried command that
    * the state would now refuse (closing a closed incident) still answers OK. Bounded FIFO. */
-  struct lk_map recent_commands;              /* command id -> index in recent_ring */
-  struct router_recent_command *recent_ring;  /* ROUTER_RECENT_COMMANDS entries, FIFO */
+  struct lk_map recent_commands;             /* command id -> index in recent_ring */
+  struct router_recent_command *recent_ring; /* ROUTER_RECENT_COMMANDS entries, FIFO */
   uint32_t recent_next;
   uint64_t routed, merged, escalated, overdue, suppressed, commands_ok, commands_rejected;
   uint64_t decisions_retried;
@@ -59,14 +59,14 @@ void router_status(struct lk_runtime *rt, char *buf, size_t len);
 void router_stop(struct lk_runtime *rt);
 
 #define ROUTER_HELP                                                                                \
-  "linkage-router follows the ledger's committed stream from the start, rebuilding\n"             \
-  "every open incident and its deadlines, then routes each new incident to its tier\n"            \
-  "(severity I district, II street, III community, IV compound, raised to the\n"                  \
-  "category plan's floor), merges repeated reports, raises severity when enough\n"                \
-  "distinct devices report, and escalates one tier when an acknowledge or resolve\n"              \
-  "deadline passes (an overdue alarm at district tier). Planned-work windows and\n"               \
-  "open higher-tier incidents of the same kind hold escalation back.\n"                           \
-  "Coordinators send Command messages (proto/linkage/v1/command.proto) to\n"                      \
+  "linkage-router follows the ledger's committed stream from the start, rebuilding\n"              \
+  "every open incident and its deadlines, then routes each new incident to its tier\n"             \
+  "(severity I district, II street, III community, IV compound, raised to the\n"                   \
+  "category plan's floor), merges repeated reports, raises severity when enough\n"                 \
+  "distinct devices report, and escalates one tier when an acknowledge or resolve\n"               \
+  "deadline passes (an overdue alarm at district tier). Planned-work windows and\n"                \
+  "open higher-tier incidents of the same kind hold escalation back.\n"                            \
+  "Coordinators send Command messages (proto/linkage/v1/command.proto) to\n"                       \
   "router_endpoint; each is answered once its event is committed."
 
 #endif

@@ -72,7 +72,8 @@ static uint32_t slot_of(struct router_state *s, const char *id) {
 
 static uint64_t hash_device(const char *device) {
   uint64_t h = 1469598103934665603ull;
-  for (; *device; device++) h = (h ^ (unsigned char)*device) * 1099511628211ull;
+  for (; *device; device++)
+    h = (h ^ (unsigned char)*device) * 1099511628211ull;
   return h;
 }
 
@@ -106,14 +107,15 @@ static void arm_deadlines(struct router_state *s, uint32_t slot) {
   drop_deadlines(s, inc);
   if (!router_incident_open(inc) || (inc->flags & RI_PLANNED)) return;
   if (!(inc->flags & RI_ACKNOWLEDGED) && inc->ack_by_us > 0)
-    inc->ack_handle = lk_heap_push(&s->deadlines,
-                                   (struct lk_deadline){.at_us = inc->ack_by_us, .owner = slot,
-                                                        .kind = ROUTER_DEADLINE_ACKNOWLEDGE});
+    inc->ack_handle =
+        lk_heap_push(&s->deadlines, (struct lk_deadline){.at_us = inc->ack_by_us,
+                                                         .owner = slot,
+                                                         .kind = ROUTER_DEADLINE_ACKNOWLEDGE});
   if (inc->resolve_by_us > 0)
-    inc->resolve_handle = lk_heap_push(&s->deadlines,
-                                       (struct lk_deadline){.at_us = inc->resolve_by_us,
-                                                            .owner = slot,
-                                                            .kind = ROUTER_DEADLINE_RESOLVE});
+    inc->resolve_handle =
+        lk_heap_push(&s->deadlines, (struct lk_deadline){.at_us = inc->resolve_by_us,
+                                                         .owner = slot,
+                                                         .kind = ROUTER_DEADLINE_RESOLVE});
 }
 
 void router_state_rearm(struct router_state *s, uint32_t slot, enum router_deadline_kind kind,
@@ -122,8 +124,8 @@ void router_state_rearm(struct router_state *s, uint32_t slot, enum router_deadl
   struct router_incident *inc = &s->incidents[slot];
   uint32_t *handle = kind == ROUTER_DEADLINE_ACKNOWLEDGE ? &inc->ack_handle : &inc->resolve_handle;
   lk_heap_remove(&s->deadlines, *handle);
-  *handle = lk_heap_push(&s->deadlines, (struct lk_deadline){.at_us = at_us, .owner = slot,
-                                                             .kind = (uint32_t)kind});
+  *handle = lk_heap_push(
+      &s->deadlines, (struct lk_deadline){.at_us = at_us, .owner = slot, .kind = (uint32_t)kind});
 }
 
 void router_state_fired(struct router_state *s, const struct lk_deadline *d) {
@@ -287,7 +289,9 @@ uint32_t router_state_apply(struct router_state *s, uint64_t position,
 
   switch (ev->body_case) {
   case LINKAGE__V1__EVENT__BODY_REPORTED: return slot ? slot : add_incident(s, ev);
-  case LINKAGE__V1__EVENT__BODY_PLANNED_WORK_DECLARED: add_window(s, ev->planned_work_declared); return 0;
+  case LINKAGE__V1__EVENT__BODY_PLANNED_WORK_DECLARED:
+    add_window(s, ev->planned_work_declared);
+    return 0;
   case LINKAGE__V1__EVENT__BODY_PLANNED_WORK_LIFTED: {
     struct router_window *w = find_window(s, ev->planned_work_lifted->window_id);
     if (w) w->lifted = 1;
@@ -359,8 +363,8 @@ uint32_t router_state_apply(struct router_state *s, uint64_t position,
     inc->flags &= ~(uint32_t)RI_INFLIGHT;
     break;
   case LINKAGE__V1__EVENT__BODY_OVERDUE:
-    inc->flags |= strcmp(ev->overdue->deadline, "acknowledge") == 0 ? RI_ACK_OVERDUE
-                                                                     : RI_RES_OVERDUE;
+    inc->flags |=
+        strcmp(ev->overdue->deadline, "acknowledge") == 0 ? RI_ACK_OVERDUE : RI_RES_OVERDUE;
     inc->flags &= ~(uint32_t)RI_INFLIGHT;
     break;
   case LINKAGE__V1__EVENT__BODY_SUPPRESSED:

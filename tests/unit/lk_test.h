@@ -25,7 +25,7 @@ static const char *lk_test_current;
 
 #define LK_TEST(name)                                                                              \
   static void name(void);                                                                          \
-  __attribute__((constructor)) static void lk_register_##name(void) {                             \
+  __attribute__((constructor)) static void lk_register_##name(void) {                              \
     if (lk_test_case_count < LK_TEST_MAX)                                                          \
       lk_test_cases[lk_test_case_count++] = (struct lk_test_case){#name, name};                    \
   }                                                                                                \
@@ -59,9 +59,9 @@ static inline int lk_test_check(int ok, const char *expr, const char *file, int 
 #define LK_CHECK_CONTAINS(hay, needle)                                                             \
   do {                                                                                             \
     const char *lk_h_ = (hay), *lk_n_ = (needle);                                                  \
-    if (!lk_test_check(lk_h_ && strstr(lk_h_, lk_n_) != NULL, #hay " contains " #needle,           \
-                       __FILE__, __LINE__))                                                        \
-      fprintf(stderr, "     \"%s\" does not contain \"%s\"\n", lk_h_ ? lk_h_ : "(null)", lk_n_);  \
+    if (!lk_test_check(lk_h_ && strstr(lk_h_, lk_n_) != NULL, #hay " contains " #needle, __FILE__, \
+                       __LINE__))                                                                  \
+      fprintf(stderr, "     \"%s\" does not contain \"%s\"\n", lk_h_ ? lk_h_ : "(null)", lk_n_);   \
   } while (0)
 
 static inline int lk_test_run_all(void) {

@@ -66,11 +66,13 @@ LK_TEST(bad_files_name_file_and_line) {
       lk_config_load(demo_table, N, &c, "tests/data/config/no-equals.conf", err, sizeof err),
       LK_EINVAL);
   LK_CHECK_CONTAINS(err, "no-equals.conf:2: expected");
-  LK_CHECK_EQ_INT(lk_config_load(demo_table, N, &c, "tests/data/config/not-int.conf", err, sizeof err),
-                  LK_EINVAL);
+  LK_CHECK_EQ_INT(
+      lk_config_load(demo_table, N, &c, "tests/data/config/not-int.conf", err, sizeof err),
+      LK_EINVAL);
   LK_CHECK_CONTAINS(err, "not an integer");
-  LK_CHECK_EQ_INT(lk_config_load(demo_table, N, &c, "tests/data/config/missing.conf", err, sizeof err),
-                  LK_ENOENT);
+  LK_CHECK_EQ_INT(
+      lk_config_load(demo_table, N, &c, "tests/data/config/missing.conf", err, sizeof err),
+      LK_ENOENT);
   LK_CHECK_CONTAINS(err, "missing.conf: cannot open");
 }
 
@@ -86,4 +88,6 @@ LK_TEST(set_rejects_bad_bool_and_long_strings) {
   LK_CHECK_EQ_INT(lk_config_set(demo_table, N, &c, "ratio", "1.5", err, sizeof err), LK_EINVAL);
 }
 
-int main(void) { return lk_test_run_all(); }
+int main(void) {
+  return lk_test_run_all();
+}

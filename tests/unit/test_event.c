@@ -32,7 +32,8 @@ LK_TEST(event_ids_compose) {
   LK_CHECK_EQ_INT(lk_event_id(id, sizeof id, "inc-1", LINKAGE__V1__EVENT_TYPE__ESCALATED, NULL, 3),
                   LK_OK);
   LK_CHECK_STR(id, "inc-1/escalated/3");
-  LK_CHECK_EQ_INT(lk_event_id(id, 8, "inc-1", LINKAGE__V1__EVENT_TYPE__REPORTED, NULL, 0), LK_EINVAL);
+  LK_CHECK_EQ_INT(lk_event_id(id, 8, "inc-1", LINKAGE__V1__EVENT_TYPE__REPORTED, NULL, 0),
+                  LK_EINVAL);
   LK_CHECK_EQ_INT(lk_event_id(id, sizeof id, "inc-1", (Linkage__V1__EventType)99, NULL, 0),
                   LK_EINVAL);
 }
@@ -161,4 +162,6 @@ LK_TEST(chain_hash_binds_prev_position_and_bytes) {
   LK_CHECK(memcmp(h2, h3, LK_HASH_LEN) != 0);
 }
 
-int main(void) { return lk_test_run_all(); }
+int main(void) {
+  return lk_test_run_all();
+}

@@ -73,4 +73,6 @@ LK_TEST(hex_is_lower_case_and_terminated) {
   LK_CHECK_STR(out, "00af5c");
 }
 
-int main(void) { return lk_test_run_all(); }
+int main(void) {
+  return lk_test_run_all();
+}

@@ -37,7 +37,8 @@ LK_TEST(heap_remove_by_handle_under_churn) {
   LK_CHECK_EQ_INT(lk_heap_init(&h, 16), LK_OK);
   srand(7);
   for (int i = 0; i < N; i++)
-    handle[i] = lk_heap_push(&h, (struct lk_deadline){.at_us = rand() % 100000, .owner = (uint64_t)i});
+    handle[i] =
+        lk_heap_push(&h, (struct lk_deadline){.at_us = rand() % 100000, .owner = (uint64_t)i});
   for (int i = 0; i < N; i += 3) {
     lk_heap_remove(&h, handle[i]);
     removed[i] = 1;
@@ -106,4 +107,6 @@ LK_TEST(map_put_get_delete_and_grow) {
   lk_map_close(&m);
 }
 
-int main(void) { return lk_test_run_all(); }
+int main(void) {
+  return lk_test_run_all();
+}

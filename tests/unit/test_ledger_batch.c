@@ -21,7 +21,8 @@ static struct ledger_item *item(struct fixture *f, int i, int id) {
   memset(it, 0, sizeof *it);
   snprintf(f->ids[i], sizeof f->ids[i], "e%d", id);
   snprintf(f->incs[i], sizeof f->incs[i], "inc-%d", id);
-  for (int k = 0; k < 8; k++) f->payload[i][k] = (uint8_t)(id * 8 + k);
+  for (int k = 0; k < 8; k++)
+    f->payload[i][k] = (uint8_t)(id * 8 + k);
   it->event_id = f->ids[i];
   it->incident_id = f->incs[i];
   it->type = "reported";
@@ -34,7 +35,8 @@ static struct ledger_item *item(struct fixture *f, int i, int id) {
 
 static void setup(struct fixture *f, const int *ids, int n) {
   LK_CHECK_EQ_INT(ledger_batch_init(&f->b, 16), LK_OK);
-  for (int i = 0; i < n; i++) LK_CHECK_EQ_INT(ledger_batch_add(&f->b, item(f, i, ids[i])), LK_OK);
+  for (int i = 0; i < n; i++)
+    LK_CHECK_EQ_INT(ledger_batch_add(&f->b, item(f, i, ids[i])), LK_OK);
 }
 
 static const uint8_t zero_hash[LK_HASH_LEN];
@@ -129,14 +131,17 @@ LK_TEST(in_doubt_batch_that_committed_answers_committed) {
   LK_CHECK_EQ_INT(f.b.doubt_from, 11);
 
   /* Reconnected: the COMMIT had happened. Head reloaded as 12. */
-  const struct ledger_existing after[] = {{"e1", 11, "inc-1"}, {"e2", 12, "inc-2"}, {"e3", 4, "inc-3"}};
+  const struct ledger_existing after[] = {
+      {"e1", 11, "inc-1"}, {"e2", 12, "inc-2"}, {"e3", 4, "inc-3"}};
   LK_CHECK_EQ_INT(ledger_batch_resolve(&f.b, after, 3, 12, f.b.head_hash), 0);
   LK_CHECK_EQ_INT(f.items[0].outcome, LEDGER_COMMITTED);
   LK_CHECK_EQ_INT(f.items[0].position, 11);
   LK_CHECK_EQ_INT(f.items[1].outcome, LEDGER_COMMITTED);
   LK_CHECK_EQ_INT(f.items[1].position, 12);
-  LK_CHECK(memcmp(f.items[0].hash, h1, LK_HASH_LEN) == 0); /* the stored row's hash, for publishing */
-  LK_CHECK_EQ_INT(f.items[2].outcome, LEDGER_DUPLICATE); /* stored before the batch: still a duplicate */
+  LK_CHECK(memcmp(f.items[0].hash, h1, LK_HASH_LEN) ==
+           0); /* the stored row's hash, for publishing */
+  LK_CHECK_EQ_INT(f.items[2].outcome,
+                  LEDGER_DUPLICATE); /* stored before the batch: still a duplicate */
   LK_CHECK_EQ_INT(f.items[2].position, 4);
   LK_CHECK_EQ_INT(f.b.head, 12);
   ledger_batch_close(&f.b);
@@ -299,11 +304,13 @@ LK_TEST(text_array_binary_encoding) {
   const char *ids[] = {"a", "bc"};
   struct ledger_buf buf = {0};
   LK_CHECK_EQ_INT(ledger_text_array(&buf, ids, 2), LK_OK);
-  static const uint8_t want[] = {0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 25, 0, 0, 0, 2, 0, 0, 0, 1,
-                                 0, 0, 0, 1, 'a', 0, 0, 0, 2, 'b', 'c'};
+  static const uint8_t want[] = {0, 0, 0, 1, 0, 0, 0, 0, 0,   0, 0, 25, 0, 0,   0,  2,
+                                 0, 0, 0, 1, 0, 0, 0, 1, 'a', 0, 0, 0,  2, 'b', 'c'};
   LK_CHECK_EQ_INT(buf.len, sizeof want);
   LK_CHECK(buf.len == sizeof want && memcmp(buf.p, want, sizeof want) == 0);
   ledger_buf_free(&buf);
 }
 
-int main(void) { return lk_test_run_all(); }
+int main(void) {
+  return lk_test_run_all();
+}

@@ -133,4 +133,6 @@ LK_TEST(bad_plans_are_refused_with_line_and_reason) {
   }
 }
 
-int main(void) { return lk_test_run_all(); }
+int main(void) {
+  return lk_test_run_all();
+}

@@ -116,9 +116,9 @@ LK_TEST(severity_decides_the_starting_tier) {
   for (int sev = 1; sev <= 4; sev++) {
     char id[16];
     snprintf(id, sizeof id, "inc-%d", sev);
-    uint32_t slot = report(&s, (uint64_t)sev, id, id, "zhouji-yinhai-bay", id,
-                           LINKAGE__V1__CATEGORY__LATENT_HAZARD, "crack", (Linkage__V1__Severity)sev,
-                           T0);
+    uint32_t slot =
+        report(&s, (uint64_t)sev, id, id, "zhouji-yinhai-bay", id,
+               LINKAGE__V1__CATEGORY__LATENT_HAZARD, "crack", (Linkage__V1__Severity)sev, T0);
     LK_CHECK(router_decide_new(&s, slot, T0, &d));
     LK_CHECK_EQ_INT(d.type, LINKAGE__V1__EVENT_TYPE__ROUTED);
     LK_CHECK_EQ_INT(d.to_tier, 5 - sev); /* I -> district(4) ... IV -> compound(1) */
@@ -136,9 +136,9 @@ LK_TEST(plan_floor_raises_the_tier) {
   struct router_state s;
   struct router_decision d;
   init(&s);
-  uint32_t gas = report(&s, 1, "inc-gas", "d1", "lijinggang", "1",
-                        LINKAGE__V1__CATEGORY__ACCIDENT_DISASTER, "gas_leak",
-                        LINKAGE__V1__SEVERITY__SEVERITY_IV, T0);
+  uint32_t gas =
+      report(&s, 1, "inc-gas", "d1", "lijinggang", "1", LINKAGE__V1__CATEGORY__ACCIDENT_DISASTER,
+             "gas_leak", LINKAGE__V1__SEVERITY__SEVERITY_IV, T0);
   LK_CHECK(router_decide_new(&s, gas, T0, &d));
   LK_CHECK_EQ_INT(d.to_tier, LINKAGE__V1__TIER__COMMUNITY);
   LK_CHECK_STR(d.organisation, "lijinggang");
@@ -149,9 +149,9 @@ LK_TEST(deadline_boundaries_and_the_escalation_chain) {
   struct router_state s;
   struct router_decision d;
   init(&s);
-  uint32_t slot = report(&s, 1, "inc-a", "d1", "zhouji-yinhai-bay", "3",
-                         LINKAGE__V1__CATEGORY__LATENT_HAZARD, "crack",
-                         LINKAGE__V1__SEVERITY__SEVERITY_IV, T0);
+  uint32_t slot =
+      report(&s, 1, "inc-a", "d1", "zhouji-yinhai-bay", "3", LINKAGE__V1__CATEGORY__LATENT_HAZARD,
+             "crack", LINKAGE__V1__SEVERITY__SEVERITY_IV, T0);
   LK_CHECK(router_decide_new(&s, slot, T0, &d));
   commit(&s, 2, &d, T0);
   int64_t ack_by = T0 + 41 * MIN;
@@ -215,9 +215,9 @@ LK_TEST(acknowledging_stops_the_acknowledge_deadline) {
   struct router_state s;
   struct router_decision d;
   init(&s);
-  uint32_t slot = report(&s, 1, "inc-a", "d1", "zhouji-yinhai-bay", "3",
-                         LINKAGE__V1__CATEGORY__LATENT_HAZARD, "crack",
-                         LINKAGE__V1__SEVERITY__SEVERITY_IV, T0);
+  uint32_t slot =
+      report(&s, 1, "inc-a", "d1", "zhouji-yinhai-bay", "3", LINKAGE__V1__CATEGORY__LATENT_HAZARD,
+             "crack", LINKAGE__V1__SEVERITY__SEVERITY_IV, T0);
   LK_CHECK(router_decide_new(&s, slot, T0, &d));
   commit(&s, 2, &d, T0);
   LK_CHECK_EQ_INT(s.deadlines.count, 2);
@@ -226,8 +226,8 @@ LK_TEST(acknowledging_stops_the_acknowledge_deadline) {
   const struct lk_deadline *top = lk_heap_peek(&s.deadlines);
   LK_CHECK(top && top->kind == ROUTER_DEADLINE_RESOLVE);
   /* A stale acknowledge deadline (from before the ack) decides nothing. */
-  struct lk_deadline stale = {.at_us = T0 + 41 * MIN, .owner = slot,
-                              .kind = ROUTER_DEADLINE_ACKNOWLEDGE};
+  struct lk_deadline stale = {
+      .at_us = T0 + 41 * MIN, .owner = slot, .kind = ROUTER_DEADLINE_ACKNOWLEDGE};
   LK_CHECK(!router_decide_deadline(&s, &stale, T0 + 50 * MIN, &d));
   simple_event(&s, 4, "inc-a", LINKAGE__V1__EVENT_TYPE__CLOSED, T0 + 2 * MIN);
   LK_CHECK_EQ_INT(s.deadlines.count, 0);
@@ -257,21 +257,21 @@ LK_TEST(planned_work_records_but_never_escalates) {
   init(&s);
   declare_window(&s, 1, "water-0601", "lijinggang", "", "no_water", T0, T0 + 60 * MIN);
   /* Inside the window, matching kind: routed with suppressed_by, and no deadline armed. */
-  uint32_t in = report(&s, 2, "inc-in", "d1", "lijinggang", "7",
-                       LINKAGE__V1__CATEGORY__PROPERTY_SERVICE, "no_water",
-                       LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + 60 * MIN - 1);
+  uint32_t in =
+      report(&s, 2, "inc-in", "d1", "lijinggang", "7", LINKAGE__V1__CATEGORY__PROPERTY_SERVICE,
+             "no_water", LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + 60 * MIN - 1);
   LK_CHECK(router_decide_new(&s, in, T0, &d));
   LK_CHECK_STR(d.by, "plan-water-0601");
   commit(&s, 3, &d, T0);
   LK_CHECK_EQ_INT(s.deadlines.count, 0);
   /* At the window's end (exclusive), another kind, or another compound: not covered. */
-  uint32_t after = report(&s, 4, "inc-after", "d2", "lijinggang", "7",
-                          LINKAGE__V1__CATEGORY__PROPERTY_SERVICE, "no_water",
-                          LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + 60 * MIN);
+  uint32_t after =
+      report(&s, 4, "inc-after", "d2", "lijinggang", "7", LINKAGE__V1__CATEGORY__PROPERTY_SERVICE,
+             "no_water", LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + 60 * MIN);
   LK_CHECK(router_window_match(&s, &s.incidents[after]) == NULL);
-  uint32_t other = report(&s, 5, "inc-other", "d3", "lijinggang", "7",
-                          LINKAGE__V1__CATEGORY__LATENT_HAZARD, "crack",
-                          LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + MIN);
+  uint32_t other =
+      report(&s, 5, "inc-other", "d3", "lijinggang", "7", LINKAGE__V1__CATEGORY__LATENT_HAZARD,
+             "crack", LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + MIN);
   LK_CHECK(router_window_match(&s, &s.incidents[other]) == NULL);
   uint32_t elsewhere = report(&s, 6, "inc-else", "d4", "zhouji-asia-bay", "7",
                               LINKAGE__V1__CATEGORY__PROPERTY_SERVICE, "no_water",
@@ -284,9 +284,9 @@ LK_TEST(a_street_incident_inhibits_lower_ones_of_its_kind) {
   struct router_state s;
   struct router_decision d;
   init(&s);
-  uint32_t high = report(&s, 1, "inc-high", "d1", "lijinggang", "1",
-                         LINKAGE__V1__CATEGORY__NATURAL_DISASTER, "flooding",
-                         LINKAGE__V1__SEVERITY__SEVERITY_II, T0);
+  uint32_t high =
+      report(&s, 1, "inc-high", "d1", "lijinggang", "1", LINKAGE__V1__CATEGORY__NATURAL_DISASTER,
+             "flooding", LINKAGE__V1__SEVERITY__SEVERITY_II, T0);
   plans[0].category = LINKAGE__V1__CATEGORY__NATURAL_DISASTER; /* reuse the all-tier plan */
   LK_CHECK(router_decide_new(&s, high, T0, &d));
   LK_CHECK_EQ_INT(d.to_tier, LINKAGE__V1__TIER__STREET);
@@ -297,8 +297,8 @@ LK_TEST(a_street_incident_inhibits_lower_ones_of_its_kind) {
   LK_CHECK(router_decide_new(&s, low, T0, &d));
   commit(&s, 4, &d, T0);
   LK_CHECK_EQ_INT(router_inhibitor(&s, low), high);
-  struct lk_deadline dl = {.at_us = s.incidents[low].ack_by_us, .owner = low,
-                           .kind = ROUTER_DEADLINE_ACKNOWLEDGE};
+  struct lk_deadline dl = {
+      .at_us = s.incidents[low].ack_by_us, .owner = low, .kind = ROUTER_DEADLINE_ACKNOWLEDGE};
   LK_CHECK(router_decide_deadline(&s, &dl, dl.at_us, &d));
   LK_CHECK_EQ_INT(d.type, LINKAGE__V1__EVENT_TYPE__SUPPRESSED);
   LK_CHECK_STR(d.by, "inc-high");
@@ -320,48 +320,48 @@ LK_TEST(merge_window_and_the_reporter_threshold) {
   struct router_state s;
   struct router_decision d;
   init(&s);
-  uint32_t first = report(&s, 1, "inc-1", "dev-a", "zhouji-asia-bay", "5",
-                          LINKAGE__V1__CATEGORY__LATENT_HAZARD, "flooding",
-                          LINKAGE__V1__SEVERITY__SEVERITY_IV, T0);
+  uint32_t first =
+      report(&s, 1, "inc-1", "dev-a", "zhouji-asia-bay", "5", LINKAGE__V1__CATEGORY__LATENT_HAZARD,
+             "flooding", LINKAGE__V1__SEVERITY__SEVERITY_IV, T0);
   LK_CHECK(router_decide_new(&s, first, T0, &d));
   commit(&s, 2, &d, T0);
   /* Same kind, same building, inside the window: merge. */
-  uint32_t second = report(&s, 3, "inc-2", "dev-b", "zhouji-asia-bay", "5",
-                           LINKAGE__V1__CATEGORY__LATENT_HAZARD, "flooding",
-                           LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + 30 * MIN);
+  uint32_t second =
+      report(&s, 3, "inc-2", "dev-b", "zhouji-asia-bay", "5", LINKAGE__V1__CATEGORY__LATENT_HAZARD,
+             "flooding", LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + 30 * MIN);
   LK_CHECK(router_decide_new(&s, second, T0, &d));
   LK_CHECK_EQ_INT(d.type, LINKAGE__V1__EVENT_TYPE__MERGED);
   LK_CHECK_STR(d.by, "inc-1");
   LK_CHECK_STR(d.event_id, "inc-2/merged");
   commit(&s, 4, &d, T0 + 30 * MIN);
   /* One microsecond past the window, another building, another kind: routed on their own. */
-  uint32_t late = report(&s, 5, "inc-3", "dev-c", "zhouji-asia-bay", "5",
-                         LINKAGE__V1__CATEGORY__LATENT_HAZARD, "flooding",
-                         LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + 30 * MIN + 1);
+  uint32_t late =
+      report(&s, 5, "inc-3", "dev-c", "zhouji-asia-bay", "5", LINKAGE__V1__CATEGORY__LATENT_HAZARD,
+             "flooding", LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + 30 * MIN + 1);
   LK_CHECK(router_decide_new(&s, late, T0, &d));
   LK_CHECK_EQ_INT(d.type, LINKAGE__V1__EVENT_TYPE__ROUTED);
-  uint32_t other_b = report(&s, 6, "inc-4", "dev-d", "zhouji-asia-bay", "6",
-                            LINKAGE__V1__CATEGORY__LATENT_HAZARD, "flooding",
-                            LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + MIN);
+  uint32_t other_b =
+      report(&s, 6, "inc-4", "dev-d", "zhouji-asia-bay", "6", LINKAGE__V1__CATEGORY__LATENT_HAZARD,
+             "flooding", LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + MIN);
   LK_CHECK(router_decide_new(&s, other_b, T0, &d));
   LK_CHECK_EQ_INT(d.type, LINKAGE__V1__EVENT_TYPE__ROUTED);
   /* Threshold 3 distinct reporters in 10 minutes: dev-a (T0) is outside the window at T0+30m,
    * dev-b counts; add dev-e twice (same device counts once) and dev-f. */
   LK_CHECK(!router_decide_reporters(&s, first, T0 + 30 * MIN, &d));
-  uint32_t e1 = report(&s, 7, "inc-5", "dev-e", "zhouji-asia-bay", "5",
-                       LINKAGE__V1__CATEGORY__LATENT_HAZARD, "flooding",
-                       LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + 25 * MIN);
+  uint32_t e1 =
+      report(&s, 7, "inc-5", "dev-e", "zhouji-asia-bay", "5", LINKAGE__V1__CATEGORY__LATENT_HAZARD,
+             "flooding", LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + 25 * MIN);
   LK_CHECK(router_decide_new(&s, e1, T0, &d));
   commit(&s, 8, &d, T0 + 25 * MIN);
-  uint32_t e2 = report(&s, 9, "inc-6", "dev-e", "zhouji-asia-bay", "5",
-                       LINKAGE__V1__CATEGORY__LATENT_HAZARD, "flooding",
-                       LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + 26 * MIN);
+  uint32_t e2 =
+      report(&s, 9, "inc-6", "dev-e", "zhouji-asia-bay", "5", LINKAGE__V1__CATEGORY__LATENT_HAZARD,
+             "flooding", LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + 26 * MIN);
   LK_CHECK(router_decide_new(&s, e2, T0, &d));
   commit(&s, 10, &d, T0 + 26 * MIN);
   LK_CHECK(!router_decide_reporters(&s, first, T0 + 30 * MIN, &d));
-  uint32_t f = report(&s, 11, "inc-7", "dev-f", "zhouji-asia-bay", "5",
-                      LINKAGE__V1__CATEGORY__LATENT_HAZARD, "flooding",
-                      LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + 27 * MIN);
+  uint32_t f =
+      report(&s, 11, "inc-7", "dev-f", "zhouji-asia-bay", "5", LINKAGE__V1__CATEGORY__LATENT_HAZARD,
+             "flooding", LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + 27 * MIN);
   LK_CHECK(router_decide_new(&s, f, T0, &d));
   commit(&s, 12, &d, T0 + 27 * MIN);
   LK_CHECK(router_decide_reporters(&s, first, T0 + 30 * MIN, &d));
@@ -383,9 +383,9 @@ LK_TEST(commands_checked_against_the_state) {
   struct router_decision d;
   char err[256];
   init(&s);
-  uint32_t slot = report(&s, 1, "inc-a", "d1", "lijinggang", "1",
-                         LINKAGE__V1__CATEGORY__ACCIDENT_DISASTER, "gas_leak",
-                         LINKAGE__V1__SEVERITY__SEVERITY_III, T0);
+  uint32_t slot =
+      report(&s, 1, "inc-a", "d1", "lijinggang", "1", LINKAGE__V1__CATEGORY__ACCIDENT_DISASTER,
+             "gas_leak", LINKAGE__V1__SEVERITY__SEVERITY_III, T0);
   LK_CHECK(router_decide_new(&s, slot, T0, &d));
   commit(&s, 2, &d, T0);
   Linkage__V1__Command cmd = LINKAGE__V1__COMMAND__INIT;
@@ -472,9 +472,9 @@ LK_TEST(a_flood_of_merging_reports_keeps_the_bucket_short) {
     char id[32], dev[32];
     snprintf(id, sizeof id, "inc-f%d", i);
     snprintf(dev, sizeof dev, "dev-%d", i);
-    uint32_t slot = report(&s, pos++, id, dev, "zhouji-asia-bay", "B2",
-                           LINKAGE__V1__CATEGORY__NATURAL_DISASTER, "flooding",
-                           LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + i * 1000);
+    uint32_t slot =
+        report(&s, pos++, id, dev, "zhouji-asia-bay", "B2", LINKAGE__V1__CATEGORY__NATURAL_DISASTER,
+               "flooding", LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + i * 1000);
     if (!router_decide_new(&s, slot, T0, &d)) continue;
     if (d.type == LINKAGE__V1__EVENT_TYPE__MERGED && strcmp(d.by, "inc-f0") == 0) merged++;
     commit(&s, pos++, &d, T0 + i * 1000);
@@ -485,7 +485,8 @@ LK_TEST(a_flood_of_merging_reports_keeps_the_bucket_short) {
   router_bucket_key(&s.incidents[1], key, sizeof key);
   LK_CHECK(lk_map_get(&s.buckets, key, &head));
   int length = 0;
-  for (uint32_t i = (uint32_t)head; i; i = s.incidents[i].next_in_bucket) length++;
+  for (uint32_t i = (uint32_t)head; i; i = s.incidents[i].next_in_bucket)
+    length++;
   LK_CHECK_EQ_INT(length, 1);
   LK_CHECK_EQ_INT(s.incidents[1].reporter_count, 5000);
   router_state_close(&s);
@@ -497,23 +498,23 @@ LK_TEST(a_late_decision_merges_as_the_live_one_would_have) {
   struct router_state s;
   struct router_decision d;
   init(&s);
-  uint32_t b = report(&s, 1, "inc-b", "dev-b", "lijinggang", "3",
-                      LINKAGE__V1__CATEGORY__LATENT_HAZARD, "crack",
-                      LINKAGE__V1__SEVERITY__SEVERITY_IV, T0);
+  uint32_t b =
+      report(&s, 1, "inc-b", "dev-b", "lijinggang", "3", LINKAGE__V1__CATEGORY__LATENT_HAZARD,
+             "crack", LINKAGE__V1__SEVERITY__SEVERITY_IV, T0);
   LK_CHECK(router_decide_new(&s, b, T0, &d));
   commit(&s, 2, &d, T0);
-  uint32_t a = report(&s, 3, "inc-a", "dev-a", "lijinggang", "3",
-                      LINKAGE__V1__CATEGORY__LATENT_HAZARD, "crack",
-                      LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + MIN);
+  uint32_t a =
+      report(&s, 3, "inc-a", "dev-a", "lijinggang", "3", LINKAGE__V1__CATEGORY__LATENT_HAZARD,
+             "crack", LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + MIN);
   simple_event(&s, 4, "inc-b", LINKAGE__V1__EVENT_TYPE__CLOSED, T0 + 2 * MIN);
   LK_CHECK(router_decide_new(&s, a, T0 + 3 * MIN, &d));
   LK_CHECK_EQ_INT(d.type, LINKAGE__V1__EVENT_TYPE__MERGED);
   LK_CHECK_STR(d.by, "inc-b");
   commit(&s, 5, &d, T0 + 3 * MIN);
   /* Whereas a report after B was closed is routed on its own (A, merged, is no target). */
-  uint32_t c = report(&s, 6, "inc-c", "dev-c", "lijinggang", "3",
-                      LINKAGE__V1__CATEGORY__LATENT_HAZARD, "crack",
-                      LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + 4 * MIN);
+  uint32_t c =
+      report(&s, 6, "inc-c", "dev-c", "lijinggang", "3", LINKAGE__V1__CATEGORY__LATENT_HAZARD,
+             "crack", LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + 4 * MIN);
   LK_CHECK(router_decide_new(&s, c, T0 + 4 * MIN, &d));
   LK_CHECK_EQ_INT(d.type, LINKAGE__V1__EVENT_TYPE__ROUTED);
   router_state_close(&s);
@@ -523,9 +524,9 @@ LK_TEST(no_unit_available_makes_the_acknowledge_deadline_due_at_its_time) {
   struct router_state s;
   struct router_decision d;
   init(&s);
-  uint32_t slot = report(&s, 1, "inc-a", "d1", "zhouji-yinhai-bay", "3",
-                         LINKAGE__V1__CATEGORY__LATENT_HAZARD, "crack",
-                         LINKAGE__V1__SEVERITY__SEVERITY_IV, T0);
+  uint32_t slot =
+      report(&s, 1, "inc-a", "d1", "zhouji-yinhai-bay", "3", LINKAGE__V1__CATEGORY__LATENT_HAZARD,
+             "crack", LINKAGE__V1__SEVERITY__SEVERITY_IV, T0);
   LK_CHECK(router_decide_new(&s, slot, T0, &d));
   commit(&s, 2, &d, T0);
   /* Even with a unit's acknowledgement in: a role nobody can fill at this tier escalates. */
@@ -548,4 +549,6 @@ LK_TEST(no_unit_available_makes_the_acknowledge_deadline_due_at_its_time) {
   router_state_close(&s);
 }
 
-int main(void) { return lk_test_run_all(); }
+int main(void) {
+  return lk_test_run_all();
+}

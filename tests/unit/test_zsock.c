@@ -60,10 +60,11 @@ static void run_echo(const char *bind_ep, const char *connect_ep) {
   memset(&e, 0, sizeof e);
   LK_CHECK_EQ_INT(uv_loop_init(&loop), 0);
   struct lk_zsock_opts o = {.linger_ms = 0, .sndhwm = 100000, .rcvhwm = 100000};
-  LK_CHECK_EQ_INT(lk_zsock_open(&e.server, &loop, ctx, ZMQ_ROUTER, bind_ep, &o, on_server, &e, "srv"),
-                  LK_OK);
   LK_CHECK_EQ_INT(
-      lk_zsock_open(&e.client, &loop, ctx, ZMQ_DEALER, connect_ep, &o, on_client, &e, "cli"), LK_OK);
+      lk_zsock_open(&e.server, &loop, ctx, ZMQ_ROUTER, bind_ep, &o, on_server, &e, "srv"), LK_OK);
+  LK_CHECK_EQ_INT(
+      lk_zsock_open(&e.client, &loop, ctx, ZMQ_DEALER, connect_ep, &o, on_client, &e, "cli"),
+      LK_OK);
   uv_timer_init(&loop, &e.guard);
   e.guard.data = &e;
   uv_timer_start(&e.guard, guard_cb, 10000, 0);
@@ -128,4 +129,6 @@ LK_TEST(open_fails_cleanly_on_bad_endpoint) {
   zmq_ctx_term(ctx);
 }
 
-int main(void) { return lk_test_run_all(); }
+int main(void) {
+  return lk_test_run_all();
+}
