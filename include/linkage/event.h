@@ -39,6 +39,11 @@ void lk_incident_id(const char *device_id, uint64_t sequence, char *out);
 int lk_event_id(char *out, size_t len, const char *incident_id, Linkage__V1__EventType type,
                 const char *qualifier, uint64_t counter);
 
+/* Initialises ev as an envelope of `type` with the body case the type needs;
+ * ev borrows the strings. The caller then points the body at its message. */
+void lk_event_envelope(Linkage__V1__Event *ev, const char *event_id, const char *incident_id,
+                       Linkage__V1__EventType type, int64_t at_us, const char *actor);
+
 /* Packs a message into a malloc'd buffer; *len gets its size. NULL on ENOMEM. */
 uint8_t *lk_event_pack(const Linkage__V1__Event *ev, size_t *len);
 

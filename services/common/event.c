@@ -110,6 +110,17 @@ int lk_event_id(char *out, size_t len, const char *incident_id, Linkage__V1__Eve
   return (n < 0 || (size_t)n >= len) ? LK_EINVAL : LK_OK;
 }
 
+void lk_event_envelope(Linkage__V1__Event *ev, const char *event_id, const char *incident_id,
+                       Linkage__V1__EventType type, int64_t at_us, const char *actor) {
+  linkage__v1__event__init(ev);
+  ev->event_id = (char *)event_id;
+  ev->incident_id = (char *)incident_id;
+  ev->type = type;
+  ev->at_us = at_us;
+  ev->actor = (char *)actor;
+  ev->body_case = lk_event_body_for(type);
+}
+
 uint8_t *lk_event_pack(const Linkage__V1__Event *ev, size_t *len) {
   size_t n = linkage__v1__event__get_packed_size(ev);
   uint8_t *buf = malloc(n ? n : 1);

@@ -7,15 +7,9 @@
 
 void dispatch_event_build(const struct dispatch_decision *d, const char *actor, int64_t now_us,
                           Linkage__V1__Event *ev, struct dispatch_event_storage *st) {
-  linkage__v1__event__init(ev);
   memset(st, 0, sizeof *st);
   snprintf(st->actor, sizeof st->actor, "%s", actor);
-  ev->event_id = (char *)d->event_id;
-  ev->incident_id = (char *)d->incident_id;
-  ev->type = d->type;
-  ev->at_us = now_us;
-  ev->actor = st->actor;
-  ev->body_case = lk_event_body_for(d->type);
+  lk_event_envelope(ev, d->event_id, d->incident_id, d->type, now_us, st->actor);
   Linkage__V1__UnitAnswer *answer = &st->answer;
   switch (d->type) {
   case LINKAGE__V1__EVENT_TYPE__DISPATCHED:
