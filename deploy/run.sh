@@ -5,7 +5,7 @@
 # var/pg is started first (initdb on first use) and stopped again when the
 # stack stops. Control sockets go to var/run. Ctrl-C (SIGINT) or SIGTERM
 # stops everything: the supervisor stops the daemons, then this script stops
-# PostgreSQL.
+# PostgreSQL. LINKAGE_CURVE=1 turns CURVE on with demo keys (see demo_keys).
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,13 +15,42 @@ mkdir -p var/run
 LINKAGE_RUN_DIR=${LINKAGE_RUN_DIR:-$root/var/run}
 export LINKAGE_RUN_DIR
 
+# LINKAGE_CURVE=1: CURVE on the device and unit ports, with demo keys under
+# var/keys (made once): the server's pair, one device (demo-device) and every
+# unit of the district, registered in the database (a key already there is fine).
+demo_keys() {
+  case "${LINKAGE_CURVE:-}" in 1 | true | yes | on) ;; *) return 0 ;; esac
+  mkdir -p var/keys
+  [ -f var/keys/server.key ] || bin/linkagectl keys gen --out var/keys/server.key >/dev/null ||
+    return 1
+  LINKAGE_CURVE=true
+  LINKAGE_CURVE_SECRET_FILE=$root/var/keys/server.key
+  export LINKAGE_CURVE LINKAGE_CURVE_SECRET_FILE
+  units=$(awk '/^units:/ { u = 1; next } /^[a-z]/ { u = 0 } u && /^  - id:/ { print $3 }' \
+    "${LINKAGE_DISTRICT:-deploy/district/wenjiang.yaml}")
+  for who in device:demo-device $(for u in $units; do echo "unit:$u"; done); do
+    kind=${who%%:*}
+    id=${who#*:}
+    f=var/keys/$kind-$id.key
+    [ -f "$f" ] || bin/linkagectl keys gen --out "$f" >/dev/null || return 1
+    rc=0
+    bin/linkagectl "$kind" add "$id" "$(sed -n 's/^public = //p' "$f")" >/dev/null 2>&1 || rc=$?
+    # 1: registered before (a restart); anything else is a real failure.
+    [ "$rc" -le 1 ] || { echo "linkage: cannot register the $kind key of $id" >&2; return 1; }
+  done
+  echo "linkage: CURVE on; keys in var/keys. Clients: LINKAGE_CURVE_SERVER_KEY_FILE=var/keys/server.key" \
+    "LINKAGE_CURVE_CLIENT_KEY_FILE=var/keys/device-demo-device.key bin/linkagectl report ..." >&2
+}
+
 if [ -n "${LINKAGE_PG:-}" ]; then
+  demo_keys || exit 1
   exec bin/linkagectl run
 fi
 
 LINKAGE_PG=$(deploy/pg.sh start var/pg)
 export LINKAGE_PG
 echo "linkage: private PostgreSQL under var/pg ($LINKAGE_PG)" >&2
+demo_keys || { deploy/pg.sh stop var/pg; exit 1; }
 
 # The supervisor runs as our child so that we can stop PostgreSQL after it.
 # A background child of a non-interactive shell starts with SIGINT ignored;

@@ -46,6 +46,10 @@ struct lk_zsock_opts {
   long long maxmsg;   /* ZMQ_MAXMSGSIZE; default 4 MiB */
   int sndhwm, rcvhwm; /* 0 = libzmq default */
   int router_mandatory;
+  /* CURVE server: the socket's Z85 secret key (NULL: plain). With it the ZAP
+   * domain is set, so the process's ZAP handler (linkage/zap.h) decides. */
+  const char *curve_secret;
+  const char *zap_domain;
 };
 
 /* Creates a socket of `type`, applies opts (NULL for defaults), binds or

@@ -33,6 +33,7 @@ const char *lk_event_type_name(Linkage__V1__EventType t) {
   case LINKAGE__V1__EVENT_TYPE__PLANNED_WORK_LIFTED: return "planned_work_lifted";
   case LINKAGE__V1__EVENT_TYPE__NO_UNIT_AVAILABLE: return "no_unit_available";
   case LINKAGE__V1__EVENT_TYPE__BACKUP_REQUESTED: return "backup_requested";
+  case LINKAGE__V1__EVENT_TYPE__KEY_REVOKED: return "key_revoked";
   default: return NULL;
   }
 }
@@ -156,6 +157,7 @@ Linkage__V1__Event__BodyCase lk_event_body_for(Linkage__V1__EventType t) {
   case LINKAGE__V1__EVENT_TYPE__NO_UNIT_AVAILABLE:
     return LINKAGE__V1__EVENT__BODY_NO_UNIT_AVAILABLE;
   case LINKAGE__V1__EVENT_TYPE__BACKUP_REQUESTED: return LINKAGE__V1__EVENT__BODY_BACKUP_REQUESTED;
+  case LINKAGE__V1__EVENT_TYPE__KEY_REVOKED: return LINKAGE__V1__EVENT__BODY_KEY_REVOKED;
   default: return LINKAGE__V1__EVENT__BODY__NOT_SET;
   }
 }
@@ -240,6 +242,16 @@ static int check_body(const Linkage__V1__Event *ev, char *err, size_t errlen) {
     if (!id_ok(ev->merged->into_incident_id, LK_ID_MAX - 1))
       bad = "merged: into_incident_id must be an incident id";
     break;
+  case LINKAGE__V1__EVENT__BODY_KEY_REVOKED: {
+    const Linkage__V1__KeyRevoked *k = ev->key_revoked;
+    if (strcmp(k->kind, "device") != 0 && strcmp(k->kind, "unit") != 0)
+      bad = "key_revoked: kind must be device or unit";
+    else if (!id_ok(k->id, LK_ID_MAX - 1))
+      bad = "key_revoked: id must be a device or unit id";
+    else if (strlen(k->public_key) != 40 || !id_ok(k->public_key, 40))
+      bad = "key_revoked: public_key must be 40 Z85 characters";
+    break;
+  }
   default: break;
   }
   if (!bad) return LK_OK;

@@ -135,6 +135,15 @@ int lk_zsock_open(struct lk_zsock *s, uv_loop_t *loop, void *zctx, int type, con
     if (zopt(s->zs, ZMQ_ROUTER_MANDATORY, &one, sizeof one, s->name)) goto fail_socket;
   }
 
+  if (opts->curve_secret) {
+    int one = 1;
+    const char *dom = opts->zap_domain ? opts->zap_domain : "linkage";
+    if (zopt(s->zs, ZMQ_CURVE_SERVER, &one, sizeof one, s->name) ||
+        zopt(s->zs, ZMQ_CURVE_SECRETKEY, opts->curve_secret, strlen(opts->curve_secret), s->name) ||
+        zopt(s->zs, ZMQ_ZAP_DOMAIN, dom, strlen(dom), s->name))
+      goto fail_socket;
+  }
+
   int bind = (type == ZMQ_ROUTER || type == ZMQ_PUB || type == ZMQ_XPUB || type == ZMQ_REP);
   const char *ep = endpoint;
   if (*ep == '@' || *ep == '>') {

@@ -60,9 +60,17 @@ static int unit_index(const struct dispatch *ds, const char *unit_id) {
   return u ? (int)(u - ds->district->units) : -1;
 }
 
+/* A unit registered over CURVE stays so only while its key does: ZAP ran at the handshake, and
+ * assignments pushed later must not reach a revoked key. */
+static int conn_registered(const struct dispatch *ds, size_t i) {
+  const struct dispatch_conn *c = &ds->conns[i];
+  if (!c->registered) return 0;
+  return !ds->auth.curve || lk_zap_still_admitted(ds->auth.ring, ds->district->units[i].id, c->key);
+}
+
 static int unit_present(const struct dispatch *ds, size_t i, int64_t mono) {
   const struct dispatch_conn *c = &ds->conns[i];
-  return c->registered && mono - c->heard_mono_us <= presence_us(ds);
+  return conn_registered(ds, i) && mono - c->heard_mono_us <= presence_us(ds);
 }
 
 static void refresh_status(struct dispatch *ds) {
@@ -92,7 +100,12 @@ static int send_message(struct dispatch *ds, const uint8_t *identity, size_t ide
  * Hello again when it comes back, and gets its assignments then). */
 static int send_to_unit(struct dispatch *ds, size_t i, const Linkage__V1__DispatchMessage *msg) {
   struct dispatch_conn *c = &ds->conns[i];
-  if (!c->registered) return LK_ENOENT;
+  if (!conn_registered(ds, i)) {
+    if (c->registered)
+      lk_info("unit key revoked; unit no longer registered", "unit=%s", ds->district->units[i].id);
+    c->registered = 0;
+    return LK_ENOENT;
+  }
   int rc = send_message(ds, c->identity, c->identity_len, msg);
   if (rc == LK_ENOENT) {
     lk_info("unit disconnected", "unit=%s", ds->district->units[i].id);
@@ -474,7 +487,7 @@ static void on_answer(struct dispatch *ds, const uint8_t *identity, size_t ident
 }
 
 static void on_hello(struct dispatch *ds, const uint8_t *identity, size_t identity_len,
-                     const Linkage__V1__UnitMessage *um) {
+                     const Linkage__V1__UnitMessage *um, const char *key) {
   char q[200];
   int u = unit_index(ds, um->unit_id);
   if (u < 0) {
@@ -490,6 +503,7 @@ static void on_hello(struct dispatch *ds, const uint8_t *identity, size_t identi
   c->identity_len = identity_len;
   memcpy(c->identity, identity, identity_len);
   c->registered = 1;
+  snprintf(c->key, sizeof c->key, "%s", key ? key : "");
   c->heard_mono_us = lk_mono_us();
   lk_info("unit connected", "unit=%s software=\"%s\"", um->unit_id,
           lk_log_quote(q, sizeof q, um->hello->software));
@@ -535,12 +549,39 @@ static void reject_message(struct dispatch *ds, const uint8_t *identity, size_t 
                why);
 }
 
+/* With CURVE on, a unit speaks only as the unit its key is tied to. A Hello
+ * is refused with a Welcome naming the mismatch; anything else as an answer
+ * or a refused Welcome, as for an unregistered unit. Returns 1 if refused. */
+static int key_unit_refused(struct dispatch *ds, const uint8_t *identity, size_t identity_len,
+                            const Linkage__V1__UnitMessage *um, const char *key_unit) {
+  if (!ds->auth.curve || strcmp(um->unit_id, key_unit) == 0) return 0;
+  char why[2 * LK_ID_MAX + 64];
+  snprintf(why, sizeof why, "unit_id %s does not match the key's unit %s", um->unit_id, key_unit);
+  ds->bad_messages++;
+  lk_info("unit message refused", "unit=%s key_unit=%s err=\"unit_id does not match the key\"",
+          um->unit_id, key_unit);
+  if (um->body_case == LINKAGE__V1__UNIT_MESSAGE__BODY_ANSWER) {
+    ds->answers_rejected++;
+    reply_answer(ds, identity, identity_len, um->seq, LINKAGE__V1__ANSWER_REPLY__STATUS__REJECTED,
+                 NULL, why);
+  } else {
+    reply_welcome(ds, identity, identity_len, um->unit_id, 0, why);
+  }
+  return 1;
+}
+
 static void on_unit_message(struct lk_zsock *s, struct lk_frames *m, void *data) {
   struct dispatch *ds = data;
   (void)s;
   size_t identity_len = zmq_msg_size(&m->frame[0]);
   const uint8_t *identity = zmq_msg_data(&m->frame[0]);
   if (identity_len == 0 || identity_len > DISPATCH_IDENTITY_MAX) return;
+  char key_unit[LK_ID_MAX];
+  if (lk_auth_check(&ds->auth, m, key_unit) != LK_OK) {
+    /* ZAP ran at the handshake; the key has been revoked since. */
+    reject_message(ds, identity, identity_len, 0, "key revoked");
+    return;
+  }
   if (m->count != 3 || m->truncated || zmq_msg_size(&m->frame[1]) != 0) {
     reject_message(ds, identity, identity_len, 0,
                    "malformed message: expected an empty delimiter frame and one frame holding "
@@ -560,8 +601,9 @@ static void on_unit_message(struct lk_zsock *s, struct lk_frames *m, void *data)
                    "a UnitMessage needs unit_id: the unit's id in the district data");
     goto done;
   }
+  if (key_unit_refused(ds, identity, identity_len, um, key_unit)) goto done;
   if (um->body_case == LINKAGE__V1__UNIT_MESSAGE__BODY_HELLO) {
-    on_hello(ds, identity, identity_len, um);
+    on_hello(ds, identity, identity_len, um, lk_auth_msg_key(&ds->auth, m));
     goto done;
   }
   if (um->body_case == LINKAGE__V1__UNIT_MESSAGE__BODY__NOT_SET) {
@@ -639,6 +681,16 @@ int dispatch_start(struct lk_runtime *rt) {
   ds->stream = lk_stream_new(rt->loop, rt->zctx, &so, on_committed, ds);
   if (!ds->stream) goto fail;
   struct lk_zsock_opts zo = {.linger_ms = 200, .maxmsg = 64 * 1024, .router_mandatory = 1};
+  struct lk_auth_opts ao = {
+      .kind = "unit",
+      .pg = cfg->pg,
+      .refresh_ms = (unsigned)cfg->keys_refresh_ms,
+      .endpoint = cfg->dispatch_endpoint,
+      .curve = cfg->curve,
+      .secret_file = cfg->curve_secret_file,
+  };
+  if (lk_auth_start(&ds->auth, rt->loop, rt->zctx, &ao) != LK_OK) goto fail;
+  lk_auth_socket_opts(&ds->auth, &zo);
   if (lk_zsock_open(&ds->units, rt->loop, rt->zctx, ZMQ_ROUTER, cfg->dispatch_endpoint, &zo,
                     on_unit_message, ds, "units") != LK_OK)
     goto fail;
@@ -692,12 +744,18 @@ void dispatch_status(struct lk_runtime *rt, char *buf, size_t len) {
            (unsigned long long)ds->answers_ok, (unsigned long long)ds->answers_rejected,
            (unsigned long long)ds->answers_busy, (unsigned long long)ds->assignments_sent,
            (unsigned long long)ds->bad_messages);
+  size_t n = strlen(buf);
+  if (ds->auth.curve && n < len)
+    snprintf(buf + n, len - n, " curve=1 keys=%zu zap_denied=%llu revoked_refused=%llu",
+             ds->auth.ring ? ds->auth.ring->n : (size_t)0, (unsigned long long)ds->auth.zap_denied,
+             (unsigned long long)ds->auth.revoked_refused);
 }
 
 void dispatch_stop(struct lk_runtime *rt) {
   struct dispatch *ds = rt->state;
   if (ds->timer_open) uv_close((uv_handle_t *)&ds->timer, NULL);
   if (ds->units_open) lk_zsock_close(&ds->units);
+  lk_auth_stop(&ds->auth);
   lk_stream_destroy(&ds->stream);
   lk_ledger_client_destroy(&ds->ledger);
   lk_map_close(&ds->inflight);

@@ -10,6 +10,7 @@
 #include "linkage/map.h"
 #include "linkage/service.h"
 #include "linkage/stream.h"
+#include "linkage/zap.h"
 #include "linkage/zsock.h"
 
 struct dispatch_config {
@@ -22,6 +23,10 @@ struct dispatch_config {
   long verify_window_min;
   long utc_offset_min;
   long retry_ms;
+  char pg[LK_CONFIG_STR];
+  int curve;
+  char curve_secret_file[LK_CONFIG_STR];
+  long keys_refresh_ms;
 };
 
 #define DISPATCH_IDENTITY_MAX 256
@@ -33,7 +38,8 @@ struct dispatch_conn {
   uint8_t identity[DISPATCH_IDENTITY_MAX];
   size_t identity_len;
   int registered;
-  int64_t heard_mono_us; /* the last message of any kind from it */
+  int64_t heard_mono_us;    /* the last message of any kind from it */
+  char key[LK_KEY_Z85 + 1]; /* CURVE: the key its Hello came with; revoked -> not registered */
 };
 
 struct dispatch {
@@ -42,6 +48,7 @@ struct dispatch {
   struct dispatch_state state;
   struct lk_ledger_client *ledger;
   struct lk_stream *stream;
+  struct lk_auth auth; /* CURVE: the ZAP handler and the unit key registry */
   struct lk_zsock units;
   uv_timer_t timer;
   int timer_open, units_open, state_open;
@@ -86,6 +93,11 @@ void dispatch_stop(struct lk_runtime *rt);
   "resolved and every other unit is done the incident is `resolved`; a grid worker's\n"            \
   "VERIFIED closes it, or it closes by itself after verify_window_min.\n"                          \
   "\n"                                                                                             \
-  "Plan minutes run time_scale times faster than real ones (tests and demos)."
+  "Plan minutes run time_scale times faster than real ones (tests and demos).\n"                   \
+  "\n"                                                                                             \
+  "With curve=true units connect with CURVE to the server key of curve_secret_file;\n"             \
+  "only keys registered for a unit (linkagectl unit add) and not revoked get in, and\n"            \
+  "a Hello whose unit_id is not its key's unit is refused. Without CURVE the unit\n"               \
+  "port must be on loopback or ipc."
 
 #endif

@@ -32,6 +32,14 @@ static const struct lk_config_entry dispatch_config_table[] = {
      "480", "the district's local time for duty hours, minutes east of UTC (480: UTC+8)"},
     {"retry_ms", LK_CFG_INT, offsetof(struct dispatch_config, retry_ms), 10, 60000, "1000",
      "wait before retrying a decision the ledger did not commit"},
+    {"pg", LK_CFG_STRING, offsetof(struct dispatch_config, pg), 0, 0, "dbname=linkage",
+     "libpq conninfo of the database holding the key registry (table keys)"},
+    {"curve", LK_CFG_BOOL, offsetof(struct dispatch_config, curve), 0, 0, "false",
+     "CURVE on the unit port: only registered unit keys get in"},
+    {"curve_secret_file", LK_CFG_STRING, offsetof(struct dispatch_config, curve_secret_file), 0, 0,
+     "", "the server's Z85 secret key (linkagectl keys gen --out FILE)"},
+    {"keys_refresh_ms", LK_CFG_INT, offsetof(struct dispatch_config, keys_refresh_ms), 100, 3600000,
+     "2000", "re-read the key registry this often (a revoked key is shut out within it)"},
 };
 
 static const struct lk_service dispatch_service = {

@@ -176,8 +176,29 @@ static void on_report(struct lk_zsock *s, struct lk_frames *m, void *data) {
 
   Linkage__V1__Report *r = NULL;
   struct intake_ack ack;
+  char key_device[LK_ID_MAX];
+  if (lk_auth_check(&in->auth, m, key_device) != LK_OK) {
+    /* ZAP ran at the handshake; the key has been revoked since. */
+    memset(&ack, 0, sizeof ack);
+    ack.status = LINKAGE__V1__REPORT_ACK__STATUS__REJECTED;
+    snprintf(ack.error, sizeof ack.error, "key revoked");
+    /* Devices match answers by sequence: name it, so the device stops retrying. */
+    if (bytes && len <= LK_REPORT_FRAME_MAX) {
+      Linkage__V1__Report *rr = linkage__v1__report__unpack(NULL, len, bytes);
+      if (rr) {
+        ack.sequence = rr->sequence;
+        linkage__v1__report__free_unpacked(rr, NULL);
+      }
+    }
+    reply_now(in, m, env, &ack);
+    return;
+  }
   enum intake_verdict v =
       intake_core_admit(&in->limits, in->district, body_frames, bytes, len, in->inflight, &r, &ack);
+  if (v == INTAKE_APPEND && in->auth.curve && !intake_core_key_matches(key_device, r, &ack)) {
+    linkage__v1__report__free_unpacked(r, NULL);
+    v = INTAKE_ANSWER;
+  }
   if (v == INTAKE_APPEND) {
     int rc = append_report(in, m, env, r, &ack);
     linkage__v1__report__free_unpacked(r, NULL);
@@ -220,12 +241,23 @@ int intake_start(struct lk_runtime *rt) {
       .maxmsg = INTAKE_MAXMSGSIZE,
       .rcvhwm = INTAKE_RCVHWM,
   };
+  struct lk_auth_opts ao = {
+      .kind = "device",
+      .pg = cfg->pg,
+      .refresh_ms = (unsigned)cfg->keys_refresh_ms,
+      .endpoint = cfg->intake_endpoint,
+      .curve = cfg->curve,
+      .secret_file = cfg->curve_secret_file,
+  };
+  if (lk_auth_start(&in->auth, rt->loop, rt->zctx, &ao) != LK_OK) return LK_EINVAL;
+  lk_auth_socket_opts(&in->auth, &zo);
   int rc = lk_zsock_open(&in->router, rt->loop, rt->zctx, ZMQ_ROUTER, cfg->intake_endpoint, &zo,
                          on_report, in, "intake");
   if (rc != LK_OK) return rc; /* logged by lk_zsock_open */
   in->router_open = 1;
-  lk_info("listening", "endpoint=\"%s\" ledger=\"%s\" district=\"%s\" compounds=%zu",
-          cfg->intake_endpoint, cfg->ledger_endpoint, cfg->district, in->district->compound_count);
+  lk_info("listening", "endpoint=\"%s\" ledger=\"%s\" district=\"%s\" compounds=%zu curve=%d",
+          cfg->intake_endpoint, cfg->ledger_endpoint, cfg->district, in->district->compound_count,
+          cfg->curve);
   return LK_OK;
 }
 
@@ -238,10 +270,16 @@ void intake_tick(struct lk_runtime *rt, int64_t now_us) {
 
 void intake_status(struct lk_runtime *rt, char *buf, size_t len) {
   struct intake *in = rt->state;
-  snprintf(buf, len, "inflight=%u accepted=%llu duplicate=%llu rejected=%llu busy=%llu",
-           in->inflight, (unsigned long long)in->stats.accepted,
-           (unsigned long long)in->stats.duplicate, (unsigned long long)in->stats.rejected,
-           (unsigned long long)in->stats.busy);
+  int n = snprintf(buf, len, "inflight=%u accepted=%llu duplicate=%llu rejected=%llu busy=%llu",
+                   in->inflight, (unsigned long long)in->stats.accepted,
+                   (unsigned long long)in->stats.duplicate, (unsigned long long)in->stats.rejected,
+                   (unsigned long long)in->stats.busy);
+  if (in->auth.curve && n > 0 && (size_t)n < len)
+    snprintf(buf + n, len - (size_t)n,
+             " curve=1 keys=%zu zap_allowed=%llu zap_denied=%llu "
+             "revoked_refused=%llu",
+             in->auth.ring ? in->auth.ring->n : (size_t)0, (unsigned long long)in->auth.zap_allowed,
+             (unsigned long long)in->auth.zap_denied, (unsigned long long)in->auth.revoked_refused);
 }
 
 /* Also runs after a failed start, so every step checks what was opened.
@@ -253,6 +291,7 @@ void intake_stop(struct lk_runtime *rt) {
     lk_zsock_close(&in->router);
     in->router_open = 0;
   }
+  lk_auth_stop(&in->auth);
   lk_ledger_client_destroy(&in->ledger);
   if (in->pending.next != NULL) {
     struct intake_pending *p = in->pending.next;

@@ -10,6 +10,7 @@
 #include "linkage/config.h"
 #include "linkage/ledger_client.h"
 #include "linkage/service.h"
+#include "linkage/zap.h"
 #include "linkage/zsock.h"
 
 struct intake_config {
@@ -20,6 +21,10 @@ struct intake_config {
   long retry_after_ms;
   long ledger_timeout_ms;
   long ledger_give_up_ms;
+  char pg[LK_CONFIG_STR];
+  int curve;
+  char curve_secret_file[LK_CONFIG_STR];
+  long keys_refresh_ms;
 };
 
 /* Room for a routing envelope kept while the ledger works: the peer's
@@ -50,6 +55,7 @@ struct intake {
   const struct intake_config *cfg;
   struct intake_limits limits;
   struct lk_district *district;
+  struct lk_auth auth; /* CURVE: the ZAP handler and the device key registry */
   struct lk_zsock router;
   int router_open;
   struct lk_ledger_client *ledger;

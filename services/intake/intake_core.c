@@ -63,6 +63,14 @@ enum intake_verdict intake_core_admit(const struct intake_limits *lim, const str
   return INTAKE_APPEND;
 }
 
+int intake_core_key_matches(const char *key_device, const Linkage__V1__Report *r,
+                            struct intake_ack *ack) {
+  if (strcmp(key_device, r->device_id) == 0) return 1;
+  ack->incident_id[0] = '\0';
+  reject(ack, "device_id %.150s does not match the key's device %.150s", r->device_id, key_device);
+  return 0;
+}
+
 int intake_core_event(struct intake_event *out, const Linkage__V1__Report *r,
                       const char *incident_id, int64_t now_us) {
   memset(out, 0, sizeof(*out));

@@ -47,6 +47,12 @@ enum intake_verdict intake_core_admit(const struct intake_limits *lim, const str
                                       unsigned inflight, Linkage__V1__Report **report,
                                       struct intake_ack *ack);
 
+/* With CURVE on: a report names the device its key is tied to (key_device,
+ * the connection's ZAP User-Id), or it is REJECTED. Returns 1 when it does;
+ * otherwise fills ack (keeping its sequence) and returns 0. */
+int intake_core_key_matches(const char *key_device, const Linkage__V1__Report *r,
+                            struct intake_ack *ack);
+
 /* The `reported` event of a report, in caller-owned storage. Borrows r, which
  * must outlive any use of out->ev. */
 struct intake_event {

@@ -22,6 +22,14 @@ static const struct lk_config_entry intake_config_table[] = {
         "resend an append the ledger has not answered after this long"),
     CFG("ledger_give_up_ms", LK_CFG_INT, ledger_give_up_ms, 10, 3600000, "10000",
         "answer BUSY for a report the ledger has not answered after this long"),
+    CFG("pg", LK_CFG_STRING, pg, 0, 0, "dbname=linkage",
+        "libpq conninfo of the database holding the key registry (table keys)"),
+    CFG("curve", LK_CFG_BOOL, curve, 0, 0, "false",
+        "CURVE on the device port: only registered device keys get in"),
+    CFG("curve_secret_file", LK_CFG_STRING, curve_secret_file, 0, 0, "",
+        "the server's Z85 secret key (linkagectl keys gen --out FILE)"),
+    CFG("keys_refresh_ms", LK_CFG_INT, keys_refresh_ms, 100, 3600000, "2000",
+        "re-read the key registry this often (a revoked key is shut out within it)"),
 };
 
 static const struct lk_service intake_service = {
@@ -42,7 +50,13 @@ static const struct lk_service intake_service = {
             "reports wait for the ledger, or, once the ledger has committed the report's\n"
             "`reported` event, ACCEPTED (or DUPLICATE for a (device_id, sequence) seen\n"
             "before) with the incident id. Frames above 4 MiB are dropped by libzmq, which\n"
-            "closes the device's connection; anything smaller is answered.\n",
+            "closes the device's connection; anything smaller is answered.\n"
+            "\n"
+            "With curve=true devices connect with CURVE to the server key of\n"
+            "curve_secret_file; only public keys registered for a device (linkagectl\n"
+            "device add) and not revoked get a connection, and a report whose device_id\n"
+            "is not its key's device is REJECTED. Without CURVE the device port must be\n"
+            "on loopback or ipc.\n",
 };
 
 int main(int argc, char **argv) {

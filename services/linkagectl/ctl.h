@@ -77,8 +77,21 @@ int ctl_tail_main(int argc, char **argv);
 int ctl_incident_main(int argc, char **argv);
 /* plan declare | plan lift (ctl_incident.c). */
 int ctl_plan_main(int argc, char **argv);
-/* unit UNIT_ID listen | list | ack | on-scene | ... (ctl_unit.c). */
+/* unit UNIT_ID listen | list | ack | on-scene | ... (ctl_unit.c); unit add|revoke goes on to
+ * ctl_registry_main. */
 int ctl_unit_main(int argc, char **argv);
+/* keys gen (ctl_keys.c). */
+int ctl_keys_main(int argc, char **argv);
+/* device|unit add|revoke: the CURVE key registry (ctl_keys.c); argv[0] is the kind. */
+int ctl_registry_main(int argc, char **argv);
+/* A device or unit id the registry takes (1-100 printable ASCII, no spaces or quotes); a Z85
+ * public key (40 characters that decode). 1 or 0. */
+int ctl_key_id_ok(const char *id);
+int ctl_key_z85_ok(const char *key);
+/* Makes sock a CURVE client when $LINKAGE_CURVE_CLIENT_KEY_FILE names a keys gen file (the
+ * device's or unit's pair) and $LINKAGE_CURVE_SERVER_KEY_FILE a file with the server's
+ * "public = " line; plain otherwise. Call before connecting. 0, or -1 after saying why. */
+int ctl_curve_client(void *sock, const char *who);
 
 /* ---- coordinator commands (ctl_incident.c) ---- */
 

@@ -83,6 +83,10 @@ static void *open_socket(void *zctx, const char *endpoint) {
 
   if (!s) return NULL;
   zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+  if (ctl_curve_client(s, "report") != 0) {
+    zmq_close(s);
+    return NULL;
+  }
   if (zmq_connect(s, endpoint) != 0) {
     fprintf(stderr, "linkagectl report: cannot connect to \"%s\": %s\n", endpoint,
             zmq_strerror(errno));

@@ -31,6 +31,7 @@ static const char unit_help[] =
     "\n"
     "SYNOPSIS\n"
     "    linkagectl unit UNIT_ID listen [--count N] [--timeout SECONDS]\n"
+    "    linkagectl unit add|revoke ...  (the unit's CURVE key: see unit add --help)\n"
     "    linkagectl unit UNIT_ID list [--timeout MS]\n"
     "    linkagectl unit UNIT_ID ACTION ASSIGNMENT_ID [--note TEXT] [--timeout MS]\n"
     "                            [--retries N]\n"
@@ -246,6 +247,10 @@ static void *open_dealer(void *zctx, const char *endpoint) {
 
   if (!s) return NULL;
   zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+  if (ctl_curve_client(s, "unit") != 0) {
+    zmq_close(s);
+    return NULL;
+  }
   if (zmq_connect(s, endpoint) != 0) {
     fprintf(stderr, "linkagectl unit: cannot connect to \"%s\": %s\n", endpoint,
             zmq_strerror(errno));
@@ -583,6 +588,9 @@ int ctl_unit_main(int argc, char **argv) {
   int c, idx = 0, kind = 0, npos, code, listen;
   void *zctx;
 
+  /* "unit add|revoke" manage keys; a unit id is never one of those two words. */
+  if (argc > 1 && (strcmp(argv[1], "add") == 0 || strcmp(argv[1], "revoke") == 0))
+    return ctl_registry_main(argc, argv);
   memset(&o, 0, sizeof o);
   o.retries = 2;
   optind = 1;

@@ -24,7 +24,9 @@ static const struct ctl_command commands[] = {
     {"close", ctl_incident_main, "close an incident, with a reason"},
     {"note", ctl_incident_main, "add a note to an incident's timeline"},
     {"plan", ctl_plan_main, "declare or lift a planned-work window"},
-    {"unit", ctl_unit_main, "act as a responder unit: listen, list and answer assignments"},
+    {"unit", ctl_unit_main, "act as a responder unit (listen, list, answer); unit add|revoke keys"},
+    {"device", ctl_registry_main, "device add|revoke: register or revoke a device's CURVE key"},
+    {"keys", ctl_keys_main, "keys gen: make a CURVE key pair"},
 };
 
 static void print_help(FILE *out) {
@@ -53,6 +55,9 @@ static void print_help(FILE *out) {
       "    LINKAGE_DISPATCH_ENDPOINT dispatch's unit endpoint (default tcp://127.0.0.1:7005)\n"
       "    LINKAGE_ACTOR            the coordinator commands act as (default $USER)\n"
       "    LINKAGE_RUN_DIR          where control sockets live (default var/run)\n"
+      "    LINKAGE_CURVE_CLIENT_KEY_FILE  report and unit: speak CURVE with this key pair\n"
+      "                             (keys gen --out FILE), to the server public key in\n"
+      "    LINKAGE_CURVE_SERVER_KEY_FILE  (its \"public = \" line; default: plain)\n"
       "    LINKAGE_LOG_LEVEL        debug, info, warn or error\n"
       "\n"
       "EXIT STATUS\n"

@@ -1,0 +1,145 @@
+#ifndef LINKAGE_ZAP_H
+#define LINKAGE_ZAP_H
+
+/* CURVE authentication for the ports devices and units reach over open
+ * networks: a ZAP handler of our own on RFC 27 (ZAP/1.0 over
+ * inproc://zeromq.zap.01) that admits only registered, unrevoked public keys
+ * and names the id each key is tied to as the connection's User-Id, and the
+ * registry those keys come from (PostgreSQL table `keys`, re-read every
+ * keys_refresh_ms off the loop).
+ *
+ * ZAP runs only at the handshake. A key revoked later keeps its connection,
+ * so the daemon asks lk_auth_check() about every message: the handler also
+ * hands the key itself to the connection as the metadata property X-Key, and
+ * a message whose key has left the registry is refused. */
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "linkage/config.h"
+#include "linkage/event.h"
+#include "linkage/zsock.h"
+
+#define LK_ZAP_ENDPOINT "inproc://zeromq.zap.01"
+#define LK_ZAP_DOMAIN "linkage"
+#define LK_KEY_LEN 32 /* a CURVE public key, binary */
+#define LK_KEY_Z85 40 /* the same in Z85, without the NUL */
+#define LK_ZAP_KEY_PROPERTY "X-Key"
+
+/* ---- the registry: public key -> id, for one kind (device or unit) ---- */
+
+/* The registry's table, one definition for the ledger (which creates it with
+ * its schema) and linkagectl (which may register keys before the ledger first
+ * ran). Not append-only: a revocation sets revoked_at and is also recorded in
+ * the ledger as a key_revoked event. A public key belongs to one id for good. */
+#define LK_KEYS_TABLE_SQL                                                                          \
+  "create table if not exists keys (\n"                                                            \
+  "  kind text not null check (kind in ('device', 'unit')),\n"                                     \
+  "  id text not null,\n"                                                                          \
+  "  public_key text not null unique,\n"                                                           \
+  "  added_at timestamptz not null default now(),\n"                                               \
+  "  revoked_at timestamptz\n"                                                                     \
+  ");\n"                                                                                           \
+  "create index if not exists keys_kind_id on keys (kind, id);\n"
+
+struct lk_key_entry {
+  uint8_t key[LK_KEY_LEN];
+  char id[LK_ID_MAX];
+};
+
+struct lk_keyring {
+  struct lk_key_entry *v; /* sorted by key once lk_keyring_seal ran */
+  size_t n, cap;
+};
+
+struct lk_keyring *lk_keyring_new(void);
+void lk_keyring_destroy(struct lk_keyring **r);
+/* Adds a key given in Z85. LK_EINVAL for a malformed key or id, LK_ENOMEM. */
+int lk_keyring_add(struct lk_keyring *r, const char *z85, const char *id);
+/* Sorts for lookups; call after the last add. */
+void lk_keyring_seal(struct lk_keyring *r);
+/* The id a binary key is tied to, or NULL. */
+const char *lk_keyring_find(const struct lk_keyring *r, const uint8_t key[LK_KEY_LEN]);
+
+/* ---- the ZAP decision, a plain function ---- */
+
+struct lk_zap_reply {
+  const void *request_id; /* borrowed from the request frames; NULL if none */
+  size_t request_id_len;
+  char status_code[4]; /* "200", "400" or "500" */
+  char status_text[128];
+  char user_id[LK_ID_MAX];
+  uint8_t metadata[64]; /* ZMTP property list: X-Key = the key in Z85 */
+  size_t metadata_len;
+};
+
+/* Decides a ZAP request given as frames[0..n): version "1.0", request id,
+ * domain, address, routing id, mechanism "CURVE", one 32-byte key. 200 with
+ * user_id = the key's id when the key is in ring (NULL ring: nobody); 400 for
+ * an unknown key or another mechanism; 500 for a malformed request. */
+void lk_zap_decide(const struct lk_keyring *ring, const void *const *frames, const size_t *lens,
+                   int n, struct lk_zap_reply *out);
+
+/* Whether a message that arrived with User-Id user_id and property X-Key
+ * key_z85 (either may be NULL) is still allowed: its key is in ring and tied
+ * to user_id. */
+int lk_zap_still_admitted(const struct lk_keyring *ring, const char *user_id, const char *key_z85);
+
+/* 1 if endpoint only reaches this host: ipc://, inproc://, or tcp on
+ * 127.0.0.1, localhost or [::1]. */
+int lk_endpoint_is_local(const char *endpoint);
+
+/* Reads a Z85 secret key (the first 40 non-blank characters of the file,
+ * or the line "secret = ..." that `linkagectl keys gen --out` writes). */
+int lk_curve_read_secret(const char *path, char out[LK_KEY_Z85 + 1], char *err, size_t errlen);
+
+/* ---- the daemon side: handler, registry refresh, per-message check ---- */
+
+struct lk_auth_opts {
+  const char *kind;     /* "device" or "unit": the rows of `keys` this daemon admits */
+  const char *pg;       /* libpq conninfo */
+  unsigned refresh_ms;  /* re-read the registry this often */
+  const char *endpoint; /* the port to protect, for the loopback rule */
+  int curve;            /* CURVE on (0: plain; the endpoint must then be local) */
+  const char *secret_file;
+};
+
+struct lk_auth {
+  int curve;
+  char kind[16];
+  char pg[LK_CONFIG_STR];
+  char secret[LK_KEY_Z85 + 1];
+  struct lk_keyring *ring; /* the registry in force; owned */
+  struct lk_zsock zap;
+  int zap_open, timer_open, working, stopping;
+  uv_timer_t timer;
+  uv_work_t work;
+  void *pgconn;              /* PGconn, touched only by the work callback and at stop */
+  struct lk_keyring *loaded; /* what the work callback read, handed over after it */
+  char load_err[256];
+  uint64_t zap_allowed, zap_denied, revoked_refused, refreshes, refresh_failures;
+};
+
+/* Checks the loopback rule, and with CURVE on: reads the secret key, starts
+ * the ZAP handler, loads the registry once (an unreadable registry admits
+ * nobody until a refresh succeeds) and arms the refresh timer. Call before
+ * binding the protected socket. Returns LK_OK, or an error after logging. */
+int lk_auth_start(struct lk_auth *a, uv_loop_t *loop, void *zctx, const struct lk_auth_opts *o);
+
+/* Options for the protected socket: sets o's CURVE server fields when on. */
+void lk_auth_socket_opts(const struct lk_auth *a, struct lk_zsock_opts *o);
+
+/* LK_OK when CURVE is off or the message's key is still registered for its
+ * User-Id (copied to user_id, LK_ID_MAX bytes; "" without CURVE); LK_ENOENT
+ * when its key was revoked since the handshake. */
+int lk_auth_check(struct lk_auth *a, const struct lk_frames *m, char *user_id);
+
+/* The key a message came with (property X-Key), or NULL (CURVE off). Valid
+ * while the message is. A daemon that pushes to a peer later (dispatch's
+ * assignments) keeps it and asks lk_zap_still_admitted before each push. */
+const char *lk_auth_msg_key(const struct lk_auth *a, const struct lk_frames *m);
+
+void lk_auth_stop(struct lk_auth *a);
+
+#endif
