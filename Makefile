@@ -40,10 +40,14 @@ FUZZ_BIN    := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps run test unit bench asan fuzz fuzz-bins format lint clean
+# Load generators of the chaos tests (tests/chaos/*.c -> $(BUILD)/chaos/*).
+CHAOS_SRC := $(wildcard tests/chaos/*.c)
+CHAOS_BIN := $(patsubst tests/chaos/%.c,$(BUILD)/chaos/%,$(CHAOS_SRC))
+
+.PHONY: all deps run test unit bench chaos asan fuzz fuzz-bins format lint clean
 .SECONDARY:
 
-all: $(PROGRAMS) $(UNIT_BIN) $(BENCH_BIN) $(FUZZ_REPLAY)
+all: $(PROGRAMS) $(UNIT_BIN) $(BENCH_BIN) $(FUZZ_REPLAY) $(CHAOS_BIN)
 
 deps:
 	@deploy/install-deps.sh
@@ -105,6 +109,10 @@ $(BUILD)/bench/%: tests/bench/%.c $(wildcard tests/bench/*.h) $(LIB) $(SVC_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Iservices $< $(SVC_LIBS) $(LIB) $(LDFLAGS_ALL) $(PKG_LIBS) -o $@
 
+$(BUILD)/chaos/%: tests/chaos/%.c tests/bench/bench_report.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $< $(LIB) $(LDFLAGS_ALL) $(PKG_LIBS) -o $@
+
 # The Python clients are built by stock protoc from the same .proto files; every module is a
 # target, so a tree generated before a .proto was added is brought up to date.
 PY_PB2 := $(patsubst proto/%.proto,$(BUILD)/py/%_pb2.py,$(PROTOS))
@@ -124,6 +132,10 @@ unit: all
 
 bench: deps all
 	@tests/bench/run-bench.sh
+
+# The long overload and bad-peer runs (a minute or more each); `make test` runs short versions.
+chaos: deps all $(PY_PB2)
+	@tests/chaos/run-chaos.sh
 
 asan:
 	$(MAKE) BUILD=build-asan BIN=build-asan/bin OPT="-O1 -g -fno-omit-frame-pointer" \

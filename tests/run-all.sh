@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs every test program and prints one total line, `N passed, N failed`.
 #
-#   tests/run-all.sh          unit tests, then integration, wire and fault tests
+#   tests/run-all.sh          unit tests, then integration, wire, fault and chaos tests (short)
 #   tests/run-all.sh unit     unit tests only
 #
 # Unit tests are the binaries $BUILD/tests/test_* (BUILD defaults to build);
@@ -89,7 +89,7 @@ if [ "$found" -eq 0 ]; then
 fi
 
 if [ "$what" != "unit" ]; then
-  for dir in integration wire faults; do
+  for dir in integration wire faults chaos; do
     for t in tests/$dir/test_*.py; do
       [ -f "$t" ] || continue
       run "$dir/$(basename "$t")" 300 "$PYTHON" "$t"

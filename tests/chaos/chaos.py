@@ -1,0 +1,140 @@
+"""Helpers shared by the chaos tests: the load generator, RSS sampling, the
+ledger checks of what was acknowledged.
+
+LINKAGE_CHAOS_LONG=1 (set by `make chaos`, tests/chaos/run-chaos.sh) selects
+the long versions; without it each test runs its short version for `make test`.
+"""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+
+import stack as S  # noqa: E402
+
+LONG = os.environ.get("LINKAGE_CHAOS_LONG", "") == "1"
+OVERLOAD = os.path.join(S.BUILD, "chaos", "overload")
+
+
+def parse_kv(text):
+    out = {}
+    for line in text.splitlines():
+        k, sep, v = line.partition("=")
+        if sep:
+            out[k.strip()] = v.strip()
+    return out
+
+
+def num(d, k):
+    return float(d.get(k, "nan"))
+
+
+def start_generator(*args):
+    """Starts build/chaos/overload with args; returns the Popen (stdout piped)."""
+    if not os.access(OVERLOAD, os.X_OK):
+        raise RuntimeError("%s is not built (make all)" % OVERLOAD)
+    return subprocess.Popen([OVERLOAD] + [str(a) for a in args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def finish_generator(proc, timeout):
+    """Waits for a generator; returns its key=value output as a dict. Raises on
+    failure (with its stderr)."""
+    out, err = proc.communicate(timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError("overload exited %d: %s %s" % (proc.returncode, out, err))
+    return parse_kv(out)
+
+
+def vm_rss_kib(pid):
+    """VmRSS of pid in KiB, or None if it is gone."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+class RssSampler:
+    """Samples VmRSS of named pids every interval seconds in a thread;
+    keeps each one's peak and the series."""
+
+    def __init__(self, pids, interval=0.1):
+        self.pids = dict(pids)
+        self.interval = interval
+        self.peak = {n: 0 for n in self.pids}
+        self.series = {n: [] for n in self.pids}
+        self.stop_ev = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        t0 = time.monotonic()
+        while not self.stop_ev.is_set():
+            for n, pid in self.pids.items():
+                v = vm_rss_kib(pid)
+                if v is not None:
+                    self.series[n].append((time.monotonic() - t0, v))
+                    self.peak[n] = max(self.peak[n], v)
+            self.stop_ev.wait(self.interval)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.stop_ev.set()
+        self.thread.join(5)
+
+    def samples(self):
+        return sum(len(s) for s in self.series.values())
+
+
+def mib(kib):
+    return kib / 1024.0
+
+
+def check_acked_in_ledger(st, c, ackfile):
+    """Every line of ackfile ("device sequence incident_id", one per
+    ACCEPTED/DUPLICATE answer) names the derived incident, and each such
+    incident has exactly one `reported` row. Returns (acked, reported rows)."""
+    acked = set()
+    wrong_id = []
+    with open(ackfile) as f:
+        for line in f:
+            dev, seq, inc = line.split()
+            if inc != S.incident_id(dev, int(seq)) and len(wrong_id) < 10:
+                wrong_id.append(line.strip())
+            acked.add(inc)
+    c.eq(wrong_id, [], "every acknowledged incident id is the documented derivation")
+    ids = ackfile + ".ids"
+    with open(ids, "w") as f:
+        for inc in acked:
+            f.write(inc + "\n")
+    # The acknowledged ids go into a temporary table of one psql session, and the
+    # ledger's (incident_id, position) index answers the join.
+    query = ("select (select count(*) from acked), "
+             "(select count(*) from acked a where not exists (select 1 from ledger l "
+             "where l.incident_id = a.incident_id and l.type = 'reported')), "
+             "(select count(*) from (select l.incident_id from ledger l join acked a "
+             "using (incident_id) where l.type = 'reported' group by l.incident_id "
+             "having count(*) > 1) t), "
+             "(select count(*) from ledger where type = 'reported')")
+    r = subprocess.run([os.path.join(st.pg_bin, "psql"), st.pg, "-X", "-A", "-t", "-q", "-F", "\t",
+                        "-v", "ON_ERROR_STOP=1",
+                        "-c", "create temp table acked (incident_id text primary key)",
+                        "-c", "\\copy acked from '%s'" % ids, "-c", query],
+                       capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        c.fail("ledger query of the acknowledged ids", r.stderr)
+        return len(acked), -1
+    n, missing, twice, rows = (int(x) for x in r.stdout.strip().split("\t"))
+    c.eq(n, len(acked), "every acknowledged id loaded for the check")
+    c.eq(missing, 0, "every ACCEPTED/DUPLICATE report is in the ledger")
+    c.eq(twice, 0, "no acknowledged report is in the ledger twice")
+    return len(acked), rows
