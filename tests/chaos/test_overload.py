@@ -92,8 +92,10 @@ def body(st, c):
         quarters = [max(v for t, v in series if t <= q * series[-1][0] / 4) for q in (1, 2, 3, 4)]
         S.note("linkage-%s peak RSS by quarter of the run: %s MiB" %
                (n, " / ".join("%.1f" % X.mib(v) for v in quarters)))
-    c.check(X.num(out, "offered_per_s") > 2 * X.num(out, "acked_per_s"),
-            "offered rate is well above what is acknowledged",
+    # Overload is shown by the BUSY answers below; this only guards the generator (a loaded
+    # machine or a sanitizer build narrows the gap, so no tighter factor).
+    c.check(X.num(out, "offered_per_s") > 1.2 * X.num(out, "acked_per_s"),
+            "offered rate is above what is acknowledged",
             "offered %s/s, acked %s/s" % (out["offered_per_s"], out["acked_per_s"]))
     if SANITIZED:
         # AddressSanitizer's shadow memory and quarantine make RSS say nothing about our

@@ -7,7 +7,8 @@ valid inputs of every kind each target reads, and invalid ones next to them.
 Seeds are named for what they are; rewriting them is idempotent. Regression
 inputs a fuzz run found are kept under their own names (regress-*) and never
 touched here. The incidents named by command and event seeds are those
-tests/fuzz/fuzz_router.h folds into its router state.
+tests/fuzz/fuzz_router.h folds into its router state; those named by unit seeds
+are the ones tests/fuzz/fuzz_unit.c folds into its dispatch state.
 """
 
 import hashlib
@@ -19,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(ROOT, "build", "py"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
 
-from linkage.v1 import command_pb2, event_pb2, ledger_pb2, report_pb2  # noqa: E402
+from linkage.v1 import command_pb2, event_pb2, ledger_pb2, report_pb2, unit_pb2  # noqa: E402
 
 CORPUS = os.path.join(ROOT, "tests", "fuzz", "corpus")
 T0 = 1800000000000000
@@ -215,6 +216,67 @@ def commands():
     return out
 
 
+def unit_messages():
+    """UnitMessages about the assignments tests/fuzz/fuzz_unit.c folds into its state:
+    INC_GAS open (fire acknowledged, grid worker on scene, committee declined, property
+    dispatched), INC_RAIL resolved, INC_CLOSED closed, INC_GAS2 merged into INC_GAS."""
+    out = {}
+    K = unit_pb2.Answer
+
+    def msg(name, unit, seq=1):
+        m = unit_pb2.UnitMessage(unit_id=unit, seq=seq)
+        out[name] = m
+        return m
+
+    def ans(name, unit, assignment, kind, note=""):
+        m = msg(name, unit)
+        m.answer.assignment_id = assignment
+        m.answer.kind = kind
+        m.answer.note = note
+        return m
+
+    msg("hello", "fire-wenjiang").hello.software = "fuzz-seed 1.0"
+    msg("hello-unknown", "no-such-unit").hello.software = "x"
+    msg("heartbeat", "grid-workers-zhouji-asia-bay", 7).heartbeat.SetInParent()
+    msg("list", "fire-wenjiang", 8).list.SetInParent()
+    msg("list-grid", "grid-workers-lijinggang", 9).list.SetInParent()
+    msg("list-unknown", "nobody", 10).list.SetInParent()
+    ans("answer-ack", "property-zhouji-asia-bay", INC_GAS + "/property_company/1",
+        K.ACKNOWLEDGED, "on our way")
+    ans("answer-on-scene", "fire-wenjiang", INC_GAS + "/fire_brigade/1", K.ON_SCENE)
+    ans("answer-resolved", "grid-workers-zhouji-asia-bay", INC_GAS + "/grid_worker/1",
+        K.RESOLVED, "valve shut")
+    ans("answer-declined", "property-zhouji-asia-bay", INC_GAS + "/property_company/1",
+        K.DECLINED, "no staff")
+    ans("answer-backup", "fire-wenjiang", INC_GAS + "/fire_brigade/1", K.NEED_BACKUP)
+    ans("answer-repeat-ack", "fire-wenjiang", INC_GAS + "/fire_brigade/1", K.ACKNOWLEDGED)
+    ans("answer-verified", "grid-workers-lijinggang", INC_RAIL + "/grid_worker/1", K.VERIFIED)
+    ans("answer-verified-incident", "grid-workers-lijinggang", INC_RAIL, K.VERIFIED, "核查完毕")
+    ans("answer-unicode-note", "fire-wenjiang", INC_GAS + "/fire_brigade/1", K.ON_SCENE,
+        "已到达现场，正在处置")
+    # Refused: not the unit's, unknown, closed, merged, declined, resolved, bad kind and note.
+    ans("bad-other-units", "fire-wenjiang", INC_GAS + "/property_company/1", K.ACKNOWLEDGED)
+    ans("bad-unknown-assignment", "fire-wenjiang", INC_GAS + "/fire_brigade/9", K.ACKNOWLEDGED)
+    ans("bad-unknown-unit", "nobody", INC_GAS + "/fire_brigade/1", K.ACKNOWLEDGED)
+    ans("bad-closed", "fire-wenjiang", INC_CLOSED + "/fire_brigade/1", K.RESOLVED)
+    ans("bad-merged", "fire-wenjiang", INC_GAS2 + "/fire_brigade/1", K.ON_SCENE)
+    ans("bad-declined-ack", "committee-zhouji-asia-bay", INC_GAS + "/special_committee/1",
+        K.ACKNOWLEDGED)
+    ans("bad-resolved-decline", "fire-wenjiang", INC_RAIL + "/fire_brigade/1", K.DECLINED)
+    ans("bad-verify-not-resolved", "grid-workers-zhouji-asia-bay", INC_GAS + "/grid_worker/1",
+        K.VERIFIED)
+    ans("bad-verify-not-grid", "fire-wenjiang", INC_RAIL + "/fire_brigade/1", K.VERIFIED)
+    ans("bad-verify-not-covering", "grid-workers-zhouji-asia-bay", INC_RAIL, K.VERIFIED)
+    ans("bad-kind-unspecified", "fire-wenjiang", INC_GAS + "/fire_brigade/1", 0)
+    ans("bad-kind-unknown", "fire-wenjiang", INC_GAS + "/fire_brigade/1", 99)
+    ans("bad-note-long", "fire-wenjiang", INC_GAS + "/fire_brigade/1", K.ON_SCENE, "x" * 501)
+    ans("bad-no-assignment", "fire-wenjiang", "", K.ACKNOWLEDGED)
+    ans("bad-long-assignment", "fire-wenjiang", "a" * 300, K.ACKNOWLEDGED)
+    out["bad-no-body"] = unit_pb2.UnitMessage(unit_id="fire-wenjiang", seq=3)
+    out["bad-empty"] = unit_pb2.UnitMessage()
+    return out
+
+
 def main():
     reports = {
         "valid-gas-leak": report(),
@@ -267,6 +329,16 @@ def main():
             data += b"\x12\x02\xc3\x28"  # actor (field 2) again, invalid UTF-8; the last one wins
         write("command", name, data)
     write("command", "bad-not-protobuf", b"\x0a\xff")
+
+    for name, m in unit_messages().items():
+        write("unit", name, m.SerializeToString())
+    ack = unit_messages()["answer-ack"]
+    # note (Answer field 3) again as invalid UTF-8, in the answer (UnitMessage field 12): the last
+    # note wins.
+    sub = ack.answer.SerializeToString() + b"\x1a\x02\xc3\x28"
+    write("unit", "bad-utf8-note", ack.SerializeToString() + b"\x62" + bytes([len(sub)]) + sub)
+    write("unit", "bad-truncated", ack.SerializeToString()[:20])
+    write("unit", "bad-not-protobuf", b"\x0a\xff")
 
     dist = os.path.join(ROOT, "tests", "fuzz", "corpus", "district")
     os.makedirs(dist, exist_ok=True)
