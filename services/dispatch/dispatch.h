@@ -26,6 +26,7 @@
 
 #define DISPATCH_ROLE_MAX 32  /* role name length, including the NUL */
 #define DISPATCH_MAX_ROLES 16 /* roles one incident can call at its tier */
+#define DISPATCH_NOTE_MAX 500 /* bytes of an answer's note (unit.proto) */
 
 /* ---- the plan's roles (district data, include/linkage/plan.h) ----
  * A plan role is a unit type ("fire_brigade") or "compound_roster", which the
@@ -196,7 +197,7 @@ struct dispatch_decision {
   Linkage__V1__Tier tier;
   int64_t acknowledge_by_us, arrive_by_us, resolve_by_us;
   char reason[256];
-  char note[512]; /* a unit's answer note (UnitAnswer.note) */
+  char note[DISPATCH_NOTE_MAX + 12]; /* a unit's answer note (UnitAnswer.note) */
 };
 
 /* What an incident needs now: the next unit to call for a needed role that

@@ -406,7 +406,9 @@ int dispatch_answer_decision(const struct dispatch_state *s, const char *unit_id
   if (!assignment_id || !assignment_id[0]) REFUSE("the answer names no assignment");
   if (!note) note = "";
   size_t note_len = strlen(note);
-  if (note_len > 500) REFUSE("note is %zu bytes; at most 500", note_len);
+  /* The one place the note's limit is checked: the decision's buffer is sized for it. */
+  if (note_len > DISPATCH_NOTE_MAX)
+    REFUSE("note is %zu bytes; at most %d", note_len, DISPATCH_NOTE_MAX);
   if (!lk_utf8_valid(note, note_len)) REFUSE("note is not valid UTF-8");
   if (kind == LINKAGE__V1__ANSWER__KIND__VERIFIED)
     return verify(s, u, assignment_id, out, err, errlen);

@@ -20,7 +20,6 @@
 #include "linkage/log.h"
 #include "linkage/v1/unit.pb-c.h"
 
-#define NOTE_MAX 500
 #define LIST_MAX 500 /* assignments in one AssignmentList, newest first */
 
 struct pending_decision {
@@ -447,8 +446,6 @@ static void on_answer(struct dispatch *ds, const uint8_t *identity, size_t ident
   else if (strlen(a->assignment_id) >= 2 * LK_ID_MAX ||
            !lk_utf8_valid(a->assignment_id, strlen(a->assignment_id)))
     why = "assignment_id is too long or not UTF-8";
-  else if (strlen(a->note) > NOTE_MAX || !lk_utf8_valid(a->note, strlen(a->note)))
-    why = "note must be UTF-8 of at most 500 bytes";
   else if (a->kind < LINKAGE__V1__ANSWER__KIND__ACKNOWLEDGED ||
            a->kind > LINKAGE__V1__ANSWER__KIND__VERIFIED)
     why = "unknown answer kind: acknowledged, on_scene, resolved, declined, need_backup or "
