@@ -54,6 +54,10 @@ Linkage__V1__Event__BodyCase lk_event_body_for(Linkage__V1__EventType t);
  * UTF-8, type known, body matching type. Returns LK_OK or LK_EINVAL with why. */
 int lk_event_check(const Linkage__V1__Event *ev, char *err, size_t errlen);
 
+/* An id that travels into SQL columns, logs, topics and other ids: 1..max
+ * printable ASCII characters, no space, quote or backslash. */
+int lk_id_valid(const char *s, size_t max);
+
 /* UTF-8 validity (no overlongs, no surrogates, <= U+10FFFF). */
 int lk_utf8_valid(const char *s, size_t len);
 

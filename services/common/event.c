@@ -191,8 +191,7 @@ int lk_utf8_valid(const char *s, size_t len) {
   return 1;
 }
 
-/* Ids travel into SQL columns, logs and topics: printable ASCII without spaces or quotes. */
-static int id_ok(const char *s, size_t max) {
+int lk_id_valid(const char *s, size_t max) {
   size_t n = strlen(s);
   if (n == 0 || n > max) return 0;
   for (size_t i = 0; i < n; i++) {
@@ -211,7 +210,7 @@ static int check_body(const Linkage__V1__Event *ev, char *err, size_t errlen) {
     const Linkage__V1__Report *r = ev->reported->report;
     if (!r || !r->location) bad = "reported needs a report with a location";
     /* It becomes a text column: bytes PostgreSQL refuses would stall the whole batch. */
-    else if (!id_ok(r->location->compound_id, 64))
+    else if (!lk_id_valid(r->location->compound_id, 64))
       bad = "reported: location.compound_id must be 1-64 printable ASCII characters";
     else if (!lk_category_name(r->category))
       bad = "reported: category is not a known category";
@@ -239,16 +238,16 @@ static int check_body(const Linkage__V1__Event *ev, char *err, size_t errlen) {
     if (!lk_tier_name(ev->overdue->tier)) bad = "overdue: tier is not a known tier";
     break;
   case LINKAGE__V1__EVENT__BODY_MERGED:
-    if (!id_ok(ev->merged->into_incident_id, LK_ID_MAX - 1))
+    if (!lk_id_valid(ev->merged->into_incident_id, LK_ID_MAX - 1))
       bad = "merged: into_incident_id must be an incident id";
     break;
   case LINKAGE__V1__EVENT__BODY_KEY_REVOKED: {
     const Linkage__V1__KeyRevoked *k = ev->key_revoked;
     if (strcmp(k->kind, "device") != 0 && strcmp(k->kind, "unit") != 0)
       bad = "key_revoked: kind must be device or unit";
-    else if (!id_ok(k->id, LK_ID_MAX - 1))
+    else if (!lk_id_valid(k->id, LK_ID_MAX - 1))
       bad = "key_revoked: id must be a device or unit id";
-    else if (strlen(k->public_key) != 40 || !id_ok(k->public_key, 40))
+    else if (strlen(k->public_key) != 40 || !lk_id_valid(k->public_key, 40))
       bad = "key_revoked: public_key must be 40 Z85 characters";
     break;
   }
@@ -260,11 +259,11 @@ static int check_body(const Linkage__V1__Event *ev, char *err, size_t errlen) {
 }
 
 int lk_event_check(const Linkage__V1__Event *ev, char *err, size_t errlen) {
-  if (!id_ok(ev->event_id, 255)) {
+  if (!lk_id_valid(ev->event_id, 255)) {
     snprintf(err, errlen, "event_id must be 1-255 printable ASCII characters without spaces");
     return LK_EINVAL;
   }
-  if (!id_ok(ev->incident_id, LK_ID_MAX - 1)) {
+  if (!lk_id_valid(ev->incident_id, LK_ID_MAX - 1)) {
     snprintf(err, errlen, "incident_id must be 1-%d printable ASCII characters without spaces",
              LK_ID_MAX - 1);
     return LK_EINVAL;

@@ -26,16 +26,8 @@ void lk_keyring_destroy(struct lk_keyring **r) {
   *r = NULL;
 }
 
-static int id_ok(const char *id) {
-  size_t n = strlen(id);
-  if (n == 0 || n >= LK_ID_MAX) return 0;
-  for (size_t i = 0; i < n; i++)
-    if ((unsigned char)id[i] <= 0x20 || (unsigned char)id[i] >= 0x7f) return 0;
-  return 1;
-}
-
 int lk_keyring_add(struct lk_keyring *r, const char *z85, const char *id) {
-  if (!z85 || strlen(z85) != LK_KEY_Z85 || !id || !id_ok(id)) return LK_EINVAL;
+  if (!z85 || strlen(z85) != LK_KEY_Z85 || !id || !lk_id_valid(id, LK_ID_MAX - 1)) return LK_EINVAL;
   uint8_t key[LK_KEY_LEN];
   if (!zmq_z85_decode(key, z85)) return LK_EINVAL;
   if (r->n == r->cap) {

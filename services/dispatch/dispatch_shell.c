@@ -409,6 +409,19 @@ static void reply_welcome(struct dispatch *ds, const uint8_t *identity, size_t i
   send_message(ds, identity, identity_len, &msg);
 }
 
+/* Refuses a unit's message in the shape it waits for: an answer an AnswerReply, anything else a
+ * refused Welcome (which also tells a unit dispatch has forgotten to say Hello again). */
+static void refuse_message(struct dispatch *ds, const uint8_t *identity, size_t identity_len,
+                           const Linkage__V1__UnitMessage *um, const char *why) {
+  if (um->body_case == LINKAGE__V1__UNIT_MESSAGE__BODY_ANSWER) {
+    ds->answers_rejected++;
+    reply_answer(ds, identity, identity_len, um->seq, LINKAGE__V1__ANSWER_REPLY__STATUS__REJECTED,
+                 NULL, why);
+  } else {
+    reply_welcome(ds, identity, identity_len, um->unit_id, 0, why);
+  }
+}
+
 static void answer_done_cb(void *data, const Linkage__V1__AppendReply *reply) {
   struct pending_answer *pa = data;
   struct dispatch *ds = pa->ds;
@@ -557,13 +570,7 @@ static int key_unit_refused(struct dispatch *ds, const uint8_t *identity, size_t
   ds->bad_messages++;
   lk_info("unit message refused", "unit=%s key_unit=%s err=\"unit_id does not match the key\"",
           um->unit_id, key_unit);
-  if (um->body_case == LINKAGE__V1__UNIT_MESSAGE__BODY_ANSWER) {
-    ds->answers_rejected++;
-    reply_answer(ds, identity, identity_len, um->seq, LINKAGE__V1__ANSWER_REPLY__STATUS__REJECTED,
-                 NULL, why);
-  } else {
-    reply_welcome(ds, identity, identity_len, um->unit_id, 0, why);
-  }
+  refuse_message(ds, identity, identity_len, um, why);
   return 1;
 }
 
@@ -625,13 +632,7 @@ static void on_unit_message(struct lk_zsock *s, struct lk_frames *m, void *data)
     /* An answer waits for an AnswerReply; heartbeats and lists hear it as a refused Welcome,
      * which tells a unit that dispatch forgot it (a restart: "send Hello first") to say Hello
      * again. One taken over by a later Hello is told so, and should not take it back. */
-    if (um->body_case == LINKAGE__V1__UNIT_MESSAGE__BODY_ANSWER) {
-      ds->answers_rejected++;
-      reply_answer(ds, identity, identity_len, um->seq, LINKAGE__V1__ANSWER_REPLY__STATUS__REJECTED,
-                   NULL, why);
-    } else {
-      reply_welcome(ds, identity, identity_len, um->unit_id, 0, why);
-    }
+    refuse_message(ds, identity, identity_len, um, why);
     goto done;
   }
   c->heard_mono_us = lk_mono_us();

@@ -123,13 +123,7 @@ int ctl_keys_main(int argc, char **argv) {
 }
 
 int ctl_key_id_ok(const char *id) {
-  size_t n = strlen(id);
-  if (n == 0 || n > KEY_ID_MAX) return 0;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char ch = (unsigned char)id[i];
-    if (ch <= 0x20 || ch >= 0x7f || ch == '"' || ch == '\\') return 0;
-  }
-  return 1;
+  return lk_id_valid(id, KEY_ID_MAX);
 }
 
 int ctl_key_z85_ok(const char *key) {

@@ -5,14 +5,9 @@
 #include "linkage/error.h"
 #include "router.h"
 
+/* Command and window ids also become part of event ids, where '/' separates the parts. */
 static int id_safe(const char *s, size_t max) {
-  size_t n = strlen(s);
-  if (n == 0 || n > max) return 0;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '/') return 0;
-  }
-  return 1;
+  return lk_id_valid(s, max) && !strchr(s, '/');
 }
 
 static int text_ok(const char *s, size_t max) {
