@@ -77,7 +77,7 @@ $(eval $(call program,linkagectl,linkagectl))
 
 # A daemon's decisions are unit-tested without its main.c: the other objects of its folder go into
 # an archive, so a test pulls in only the objects it uses (not the daemon's socket shell).
-UNIT_CORES := $(DAEMONS) linkagectl
+UNIT_CORES := $(DAEMONS) gateway linkagectl
 SVC_CORE_O = $(patsubst %.c,$(BUILD)/%.o,$(filter-out %/main.c,$(wildcard services/$(1)/*.c)))
 SVC_LIBS := $(foreach d,$(UNIT_CORES),$(BUILD)/libsvc_$(d).a)
 define svclib

@@ -2,6 +2,7 @@
  * under an advisory lock, so it is idempotent and two starting ledgers do not
  * race. Only statements that are safe to repeat belong here. */
 #include "ledger.h"
+#include "linkage/token.h" /* issue 5: the gateway's API tokens */
 #include "linkage/zap.h"
 
 const char ledger_schema_sql[] =
@@ -29,8 +30,10 @@ const char ledger_schema_sql[] =
     "alter table ledger add column if not exists unit_id text;\n"
     "alter table ledger add column if not exists lead boolean;\n"
     "create index if not exists ledger_incident_position on ledger (incident_id, position);\n"
-    /* The CURVE key registry (linkage/zap.h): linkagectl writes it, intake and dispatch read it. */
-    LK_KEYS_TABLE_SQL "create or replace function ledger_refuse_change() returns trigger\n"
+    /* The CURVE key registry (linkage/zap.h): linkagectl writes it, intake and dispatch read it.
+     * issue 5: the HTTP API tokens (linkage/token.h): linkagectl writes, the gateway reads. */
+    LK_KEYS_TABLE_SQL LK_TOKENS_TABLE_SQL
+    "create or replace function ledger_refuse_change() returns trigger\n"
     "language plpgsql as $$\n"
     "begin\n"
     "  raise exception 'ledger is append-only: % refused', tg_op\n"

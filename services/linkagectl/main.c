@@ -27,6 +27,8 @@ static const struct ctl_command commands[] = {
     {"unit", ctl_unit_main, "act as a responder unit (listen, list, answer); unit add|revoke keys"},
     {"device", ctl_registry_main, "device add|revoke: register or revoke a device's CURVE key"},
     {"keys", ctl_keys_main, "keys gen: make a CURVE key pair"},
+    /* issue 5: the gateway's HTTP API tokens (ctl_token.c) */
+    {"token", ctl_token_main, "token add|revoke|list: API tokens for the gateway's HTTP side"},
 };
 
 static void print_help(FILE *out) {
