@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "linkage/config.h"
+#include "linkage/pg_reload.h"
 #include "linkage/event.h"
 #include "linkage/zsock.h"
 
@@ -108,16 +109,11 @@ struct lk_auth_opts {
 struct lk_auth {
   int curve;
   char kind[16];
-  char pg[LK_CONFIG_STR];
   char secret[LK_KEY_Z85 + 1];
   struct lk_keyring *ring; /* the registry in force; owned */
   struct lk_zsock zap;
-  int zap_open, timer_open, working, stopping;
-  uv_timer_t timer;
-  uv_work_t work;
-  void *pgconn;              /* PGconn, touched only by the work callback and at stop */
-  struct lk_keyring *loaded; /* what the work callback read, handed over after it */
-  char load_err[256];
+  int zap_open, reload_started;
+  struct lk_pg_reload reload; /* the registry re-read every refresh_ms */
   uint64_t zap_allowed, zap_denied, revoked_refused, refreshes, refresh_failures;
 };
 

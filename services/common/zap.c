@@ -210,100 +210,58 @@ static void on_zap(struct lk_zsock *s, struct lk_frames *m, void *data) {
     lk_error("zap: cannot reply", "err=\"%s\"", zmq_strerror(errno));
 }
 
-/* ---- the registry from PostgreSQL, off the loop ---- */
+/* ---- the registry from PostgreSQL, off the loop (linkage/pg_reload.h) ---- */
 
 static const char keys_sql[] =
     "select id, public_key from keys where kind = $1 and revoked_at is null";
 
-/* Runs on a libuv worker thread: only a->pgconn, a->loaded and a->load_err are touched. */
-static void load_work(uv_work_t *w) {
-  struct lk_auth *a = w->data;
-  PGconn *c = a->pgconn;
-  a->loaded = NULL;
-  a->load_err[0] = '\0';
-  if (c && PQstatus(c) != CONNECTION_OK) PQreset(c);
-  if (!c) {
-    c = PQconnectdb(a->pg);
-    a->pgconn = c;
-  }
-  if (!c || PQstatus(c) != CONNECTION_OK) {
-    snprintf(a->load_err, sizeof a->load_err, "cannot connect: %s",
-             c ? PQerrorMessage(c) : "out of memory");
-    return;
-  }
+/* Worker thread: the rows of our kind into a new keyring. a->kind is not changed after start. */
+static void *read_keys(void *pgconn, void *data, char *err, size_t errlen) {
+  const struct lk_auth *a = data;
   const char *params[1] = {a->kind};
-  PGresult *res = PQexecParams(c, keys_sql, 1, NULL, params, NULL, NULL, 0);
+  PGresult *res = PQexecParams(pgconn, keys_sql, 1, NULL, params, NULL, NULL, 0);
   if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-    snprintf(a->load_err, sizeof a->load_err, "%s", PQresultErrorMessage(res));
+    snprintf(err, errlen, "%s", PQresultErrorMessage(res));
     PQclear(res);
-    return;
+    return NULL;
   }
   struct lk_keyring *r = lk_keyring_new();
-  if (!r) {
-    snprintf(a->load_err, sizeof a->load_err, "out of memory");
-    PQclear(res);
-    return;
-  }
-  for (int i = 0; i < PQntuples(res); i++) {
-    int rc = lk_keyring_add(r, PQgetvalue(res, i, 1), PQgetvalue(res, i, 0));
-    if (rc == LK_ENOMEM) {
-      snprintf(a->load_err, sizeof a->load_err, "out of memory");
-      lk_keyring_destroy(&r);
-      break;
-    }
+  for (int i = 0; r && i < PQntuples(res); i++) {
     /* A malformed row cannot be admitted; the rest still can. */
+    if (lk_keyring_add(r, PQgetvalue(res, i, 1), PQgetvalue(res, i, 0)) == LK_ENOMEM)
+      lk_keyring_destroy(&r);
   }
   PQclear(res);
-  if (r) lk_keyring_seal(r);
-  a->loaded = r;
+  if (!r) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  lk_keyring_seal(r);
+  return r;
 }
 
-static void strip_newlines(char *s) {
-  for (; *s; s++)
-    if (*s == '\n' || *s == '\r' || *s == '"') *s = ' ';
+static void free_keys(void *snapshot) {
+  struct lk_keyring *r = snapshot;
+  lk_keyring_destroy(&r);
 }
 
-/* Takes over what load_work read. A failed read keeps the registry in force:
+/* Loop thread: takes over what read_keys read. A failed read keeps the registry in force:
  * revocations wait for the database, admissions do not stop. */
-static void take_loaded(struct lk_auth *a) {
+static void take_keys(void *data, void *snapshot, const char *err) {
+  struct lk_auth *a = data;
+  struct lk_keyring *loaded = snapshot;
   a->refreshes++;
-  if (!a->loaded) {
+  if (!loaded) {
     a->refresh_failures++;
-    strip_newlines(a->load_err);
     lk_warn("cannot read the key registry; keeping the last one", "kind=%s err=\"%s\"", a->kind,
-            a->load_err);
+            err);
     return;
   }
   size_t before = a->ring ? a->ring->n : 0;
   lk_keyring_destroy(&a->ring);
-  a->ring = a->loaded;
-  a->loaded = NULL;
+  a->ring = loaded;
   if (a->ring->n != before)
     lk_info("key registry changed", "kind=%s keys=%zu before=%zu", a->kind, a->ring->n, before);
-}
-
-static void close_pg(struct lk_auth *a) {
-  if (a->pgconn) PQfinish(a->pgconn);
-  a->pgconn = NULL;
-}
-
-static void load_done(uv_work_t *w, int status) {
-  struct lk_auth *a = w->data;
-  a->working = 0;
-  if (a->stopping) {
-    lk_keyring_destroy(&a->loaded);
-    close_pg(a);
-    return;
-  }
-  if (status == 0) take_loaded(a);
-}
-
-static void refresh_cb(uv_timer_t *t) {
-  struct lk_auth *a = t->data;
-  if (a->working || a->stopping) return;
-  a->working = 1;
-  a->work.data = a;
-  if (uv_queue_work(t->loop, &a->work, load_work, load_done) != 0) a->working = 0;
 }
 
 int lk_auth_start(struct lk_auth *a, uv_loop_t *loop, void *zctx, const struct lk_auth_opts *o) {
@@ -329,7 +287,6 @@ int lk_auth_start(struct lk_auth *a, uv_loop_t *loop, void *zctx, const struct l
     lk_error("cannot read the CURVE secret key", "err=\"%s\"", err);
     return LK_EINVAL;
   }
-  snprintf(a->pg, sizeof a->pg, "%s", o->pg);
   /* Without a handler libzmq admits every client that knows the server key: the handler
    * must be up before the protected socket binds, and we do not start without it. */
   struct lk_zsock_opts zo = {.linger_ms = 0, .maxmsg = 4096};
@@ -341,18 +298,16 @@ int lk_auth_start(struct lk_auth *a, uv_loop_t *loop, void *zctx, const struct l
   a->zap_open = 1;
   /* The first read blocks, before the loop runs: the port should not open on an empty
    * registry when the database is there. */
-  a->work.data = a;
-  load_work(&a->work);
-  take_loaded(a);
+  unsigned ms = o->refresh_ms ? o->refresh_ms : 2000;
+  if (lk_pg_reload_start(&a->reload, loop, o->pg, ms, read_keys, take_keys, free_keys, a) != 0) {
+    lk_error("cannot start the key registry refresh", NULL);
+    return LK_EIO;
+  }
+  a->reload_started = 1;
   if (!a->ring) {
     a->ring = lk_keyring_new();
     if (!a->ring) return LK_ENOMEM;
   }
-  uv_timer_init(loop, &a->timer);
-  a->timer.data = a;
-  a->timer_open = 1;
-  unsigned ms = o->refresh_ms ? o->refresh_ms : 2000;
-  uv_timer_start(&a->timer, refresh_cb, ms, ms);
   lk_info("curve on", "kind=%s keys=%zu refresh_ms=%u", a->kind, a->ring->n, ms);
   return LK_OK;
 }
@@ -383,12 +338,9 @@ const char *lk_auth_msg_key(const struct lk_auth *a, const struct lk_frames *m) 
 }
 
 void lk_auth_stop(struct lk_auth *a) {
-  a->stopping = 1;
   if (a->zap_open) lk_zsock_close(&a->zap);
   a->zap_open = 0;
-  if (a->timer_open) uv_close((uv_handle_t *)&a->timer, NULL);
-  a->timer_open = 0;
-  /* A read in flight finishes on its thread; load_done then frees what it read. */
-  if (!a->working) close_pg(a);
+  if (a->reload_started) lk_pg_reload_stop(&a->reload);
+  a->reload_started = 0;
   lk_keyring_destroy(&a->ring);
 }

@@ -23,6 +23,7 @@
 #include <uv.h>
 
 #include "linkage/config.h"
+#include "linkage/pg_reload.h"
 #include "linkage/token.h"
 
 /* 1 if a caller holding role `have` may do what needs `need`: reader < reporter
@@ -101,15 +102,10 @@ void gw_rate_failure(struct gw_rate *r, const char *addr, int64_t now_us);
 #define GW_AUTH_REFRESH_MS 2000
 
 struct gw_auth {
-  char pg[LK_CONFIG_STR];
   struct gw_tokens *tokens; /* the snapshot in force; owned; loop thread only */
   struct gw_rate rate;
-  uv_timer_t timer;
-  uv_work_t work;
-  int timer_open, working, stopping, failing;
-  void *pgconn;             /* PGconn, touched only by the work callback and at stop */
-  struct gw_tokens *loaded; /* what the work callback read, handed over after it */
-  char load_err[256];
+  struct lk_pg_reload reload;
+  int started, failing;
   uint64_t refreshes, refresh_failures, allowed, refused, limited;
 };
 

@@ -1,13 +1,14 @@
 /* The token snapshot kept fresh from PostgreSQL: the table is re-read every
  * refresh_ms on a libuv worker thread (libpq blocks there, never on the
- * loop) and the new snapshot swapped in on the loop thread. The same shape
- * as the CURVE key registry's refresh in services/common/zap.c. */
+ * loop) and the new snapshot swapped in on the loop thread, by the same
+ * reloader as the CURVE key registry (linkage/pg_reload.h). */
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gw_auth.h"
+#include "linkage/pg_reload.h"
 #include "linkage/error.h"
 #include "linkage/log.h"
 
@@ -16,32 +17,14 @@
 static const char tokens_sql[] = "select name, role, encode(token_sha256, 'hex'), "
                                  "revoked_at is not null from tokens";
 
-/* The server's notices (e.g. "terminating connection" at a shutdown) would go to stderr
- * outside logfmt; a failed read is logged by take_loaded instead. */
-static void drop_notice(void *arg, const char *message) {}
-
-/* Runs on a worker thread: only a->pgconn, a->loaded and a->load_err are touched. */
-static void load_work(uv_work_t *w) {
-  struct gw_auth *a = w->data;
-  PGconn *c = a->pgconn;
-  a->loaded = NULL;
-  a->load_err[0] = '\0';
-  if (c && PQstatus(c) != CONNECTION_OK) PQreset(c);
-  if (!c) {
-    c = PQconnectdb(a->pg);
-    a->pgconn = c;
-    if (c) PQsetNoticeProcessor(c, drop_notice, NULL);
-  }
-  if (!c || PQstatus(c) != CONNECTION_OK) {
-    snprintf(a->load_err, sizeof a->load_err, "cannot connect: %s",
-             c ? PQerrorMessage(c) : "out of memory");
-    return;
-  }
-  PGresult *res = PQexecParams(c, tokens_sql, 0, NULL, NULL, NULL, NULL, 0);
+/* Worker thread (lk_pg_reload): the table into a new snapshot. */
+static void *read_tokens(void *pgconn, void *data, char *err, size_t errlen) {
+  (void)data;
+  PGresult *res = PQexecParams(pgconn, tokens_sql, 0, NULL, NULL, NULL, NULL, 0);
   if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-    snprintf(a->load_err, sizeof a->load_err, "%s", PQresultErrorMessage(res));
+    snprintf(err, errlen, "%s", PQresultErrorMessage(res));
     PQclear(res);
-    return;
+    return NULL;
   }
   struct gw_tokens *t = gw_tokens_new();
   for (int i = 0; t && i < PQntuples(res); i++) {
@@ -51,86 +34,56 @@ static void load_work(uv_work_t *w) {
       gw_tokens_destroy(&t);
   }
   PQclear(res);
-  if (!t) snprintf(a->load_err, sizeof a->load_err, "out of memory");
-  a->loaded = t;
+  if (!t) snprintf(err, errlen, "out of memory");
+  return t;
 }
 
-static void strip_newlines(char *s) {
-  for (; *s; s++)
-    if (*s == '\n' || *s == '\r' || *s == '"') *s = ' ';
+static void free_tokens(void *snapshot) {
+  struct gw_tokens *t = snapshot;
+  gw_tokens_destroy(&t);
 }
 
-/* Takes over what load_work read. A failed read keeps the snapshot in force (revocations
- * wait for the database, good tokens keep working) and is logged once per streak. */
-static void take_loaded(struct gw_auth *a) {
+/* Loop thread: takes over what read_tokens read. A failed read keeps the snapshot in force
+ * (revocations wait for the database, good tokens keep working), logged once per streak. */
+static void take_tokens(void *data, void *snapshot, const char *err) {
+  struct gw_auth *a = data;
+  struct gw_tokens *loaded = snapshot;
   a->refreshes++;
-  if (!a->loaded) {
+  if (!loaded) {
     a->refresh_failures++;
-    if (!a->failing) {
-      strip_newlines(a->load_err);
+    if (!a->failing)
       lk_warn("cannot read the token table; keeping the last snapshot", "tokens=%zu err=\"%s\"",
-              a->tokens ? a->tokens->n : 0, a->load_err);
-    }
+              a->tokens ? a->tokens->n : 0, err);
     a->failing = 1;
     return;
   }
   int first = a->tokens == NULL; /* gw_auth_start reports the first load itself */
   size_t before = first ? 0 : a->tokens->n;
-  if (a->failing) lk_info("token table readable again", "tokens=%zu", a->loaded->n);
+  if (a->failing) lk_info("token table readable again", "tokens=%zu", loaded->n);
   a->failing = 0;
   gw_tokens_destroy(&a->tokens);
-  a->tokens = a->loaded;
-  a->loaded = NULL;
+  a->tokens = loaded;
   if (!first && a->tokens->n != before)
     lk_info("token snapshot changed", "tokens=%zu before=%zu", a->tokens->n, before);
 }
 
-static void close_pg(struct gw_auth *a) {
-  if (a->pgconn) PQfinish(a->pgconn);
-  a->pgconn = NULL;
-}
-
-static void load_done(uv_work_t *w, int status) {
-  struct gw_auth *a = w->data;
-  a->working = 0;
-  if (a->stopping) {
-    gw_tokens_destroy(&a->loaded);
-    close_pg(a);
-    return;
-  }
-  if (status == 0) take_loaded(a);
-}
-
-static void refresh_cb(uv_timer_t *t) {
-  struct gw_auth *a = t->data;
-  if (a->working || a->stopping) return;
-  a->working = 1;
-  a->work.data = a;
-  if (uv_queue_work(t->loop, &a->work, load_work, load_done) != 0) a->working = 0;
-}
-
 int gw_auth_start(struct gw_auth *a, uv_loop_t *loop, const char *pg, unsigned refresh_ms) {
   memset(a, 0, sizeof *a);
-  snprintf(a->pg, sizeof a->pg, "%s", pg ? pg : "");
   gw_rate_init(&a->rate, 0, 0);
-  /* The first read blocks, before the loop serves anyone: the port should not open on an
-   * empty snapshot when the database is there. */
-  a->work.data = a;
-  load_work(&a->work);
-  take_loaded(a);
+  unsigned ms = refresh_ms ? refresh_ms : GW_AUTH_REFRESH_MS;
+  if (lk_pg_reload_start(&a->reload, loop, pg, ms, read_tokens, take_tokens, free_tokens, a) !=
+      0) {
+    lk_error("cannot start the token refresh", "err=\"timer\"");
+    return LK_EIO;
+  }
+  a->started = 1;
   if (!a->tokens) {
     a->tokens = gw_tokens_new();
     if (!a->tokens) {
       lk_error("cannot start the token check", "err=\"out of memory\"");
-      close_pg(a);
       return LK_ENOMEM;
     }
   }
-  unsigned ms = refresh_ms ? refresh_ms : GW_AUTH_REFRESH_MS;
-  uv_timer_init(loop, &a->timer);
-  a->timer.data = a;
-  a->timer_open = 1;
-  uv_timer_start(&a->timer, refresh_cb, ms, ms);
   lk_info("http tokens loaded", "tokens=%zu refresh_ms=%u max_failures=%u window_ms=%lld",
           a->tokens->n, ms, a->rate.max_failures, (long long)(a->rate.window_us / 1000));
   return LK_OK;
@@ -167,10 +120,7 @@ enum lk_role gw_auth_check(struct gw_auth *a, const char *token, const char *cli
 }
 
 void gw_auth_stop(struct gw_auth *a) {
-  a->stopping = 1;
-  if (a->timer_open) uv_close((uv_handle_t *)&a->timer, NULL);
-  a->timer_open = 0;
-  /* A read in flight finishes on its thread; load_done then frees what it read. */
-  if (!a->working) close_pg(a);
+  if (a->started) lk_pg_reload_stop(&a->reload);
+  a->started = 0;
   gw_tokens_destroy(&a->tokens);
 }

@@ -361,8 +361,8 @@ static int saw_in_flight;
 
 static void stop_cb(uv_timer_t *t) {
   /* A few failed refreshes first, then stop while a read is in flight (or give up waiting). */
-  if (stop_auth->refreshes < 3 || (!stop_auth->working && stop_auth->refreshes < 50)) return;
-  saw_in_flight = stop_auth->working;
+  if (stop_auth->refreshes < 3 || (!stop_auth->reload.working && stop_auth->refreshes < 50)) return;
+  saw_in_flight = stop_auth->reload.working;
   gw_auth_stop(stop_auth);
   uv_close((uv_handle_t *)t, NULL);
 }
@@ -386,9 +386,9 @@ LK_TEST(shell_keeps_the_snapshot_and_stops_with_a_read_in_flight) {
   LK_CHECK(a.refreshes >= 3);
   LK_CHECK_EQ_INT(a.refreshes, a.refresh_failures);
   LK_CHECK(a.tokens == NULL);
-  LK_CHECK(a.pgconn == NULL);
-  LK_CHECK(a.loaded == NULL);
-  LK_CHECK_EQ_INT(a.working, 0);
+  LK_CHECK(a.reload.pgconn == NULL);
+  LK_CHECK(a.reload.loaded == NULL);
+  LK_CHECK_EQ_INT(a.reload.working, 0);
   LK_CHECK_EQ_INT(uv_loop_close(&loop), 0);
   LK_CHECK(saw_in_flight);
 }
