@@ -5,7 +5,7 @@ CC       ?= cc
 CSTD     := -std=c11 -D_GNU_SOURCE
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 OPT      ?= -O2 -g
-PKGS     := libzmq libuv libprotobuf-c libsodium yaml-0.1 libpq
+PKGS     := libzmq libuv libprotobuf-c libsodium yaml-0.1 libpq libmicrohttpd
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
 SAN      ?=
@@ -24,7 +24,7 @@ COMMON_O   := $(patsubst %.c,$(BUILD)/%.o,$(COMMON_SRC))
 LIB        := $(BUILD)/liblinkage.a
 
 # Every folder under services/ except common is one program: services/<x>/ -> bin/<name>.
-DAEMONS  := ledger intake router dispatch
+DAEMONS  := ledger intake router dispatch gateway
 PROGRAMS := $(addprefix $(BIN)/linkage-,$(DAEMONS)) $(BIN)/linkagectl
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -77,7 +77,7 @@ $(eval $(call program,linkagectl,linkagectl))
 
 # A daemon's decisions are unit-tested without its main.c: the other objects of its folder go into
 # an archive, so a test pulls in only the objects it uses (not the daemon's socket shell).
-UNIT_CORES := $(DAEMONS) gateway linkagectl
+UNIT_CORES := $(sort $(DAEMONS) gateway) linkagectl
 SVC_CORE_O = $(patsubst %.c,$(BUILD)/%.o,$(filter-out %/main.c,$(wildcard services/$(1)/*.c)))
 SVC_LIBS := $(foreach d,$(UNIT_CORES),$(BUILD)/libsvc_$(d).a)
 define svclib

@@ -42,8 +42,18 @@ demo_keys() {
     "LINKAGE_CURVE_CLIENT_KEY_FILE=var/keys/device-demo-device.key bin/linkagectl report ..." >&2
 }
 
+# The dashboard's URL with a fresh token of a demo coordinator (the registry keeps only
+# hashes, so the token of an earlier run cannot be printed again: it is revoked and replaced).
+demo_token() {
+  bin/linkagectl token revoke demo-coordinator >/dev/null 2>&1 || true
+  tok=$(bin/linkagectl token add demo-coordinator --role coordinator | tail -n 1) || return 1
+  echo "linkage: dashboard http://${LINKAGE_HTTP_ADDRESS:-127.0.0.1}:${LINKAGE_HTTP_PORT:-8080}/#token=$tok" \
+    "(demo coordinator; more with bin/linkagectl token add NAME --role coordinator|reporter|reader)" >&2
+}
+
 if [ -n "${LINKAGE_PG:-}" ]; then
   demo_keys || exit 1
+  demo_token || exit 1
   exec bin/linkagectl run
 fi
 
@@ -51,6 +61,7 @@ LINKAGE_PG=$(deploy/pg.sh start var/pg)
 export LINKAGE_PG
 echo "linkage: private PostgreSQL under var/pg ($LINKAGE_PG)" >&2
 demo_keys || { deploy/pg.sh stop var/pg; exit 1; }
+demo_token || { deploy/pg.sh stop var/pg; exit 1; }
 
 # The supervisor runs as our child so that we can stop PostgreSQL after it.
 # A background child of a non-interactive shell starts with SIGINT ignored;

@@ -22,6 +22,8 @@ const struct ctl_daemon ctl_daemons[] = {
     {"router", "linkage-router"},
     /* Dispatch follows the router's decisions and serves the responder units. */
     {"dispatch", "linkage-dispatch"},
+    /* The gateway follows the stream and serves coordinators and city systems. */
+    {"gateway", "linkage-gateway"},
 };
 const size_t ctl_daemon_count = sizeof ctl_daemons / sizeof ctl_daemons[0];
 

@@ -34,8 +34,9 @@ static const char run_help[] =
     "                   [--router EP] [--dispatch EP] [--run-dir DIR] [--bin-dir DIR]\n"
     "\n"
     "DESCRIPTION\n"
-    "    Starts linkage-ledger, then linkage-intake, linkage-router and\n"
-    "    linkage-dispatch, from the directory that holds linkagectl (or\n"
+    "    Starts linkage-ledger, then linkage-intake, linkage-router,\n"
+    "    linkage-dispatch and linkage-gateway, from the directory that holds\n"
+    "    linkagectl (or\n"
     "    --bin-dir). Their logs go to this stderr. Once every daemon answers on\n"
     "    its control socket, prints where everything listens, the router's\n"
     "    command endpoint and dispatch's unit endpoint among them.\n"
@@ -267,6 +268,11 @@ static void signal_cb(uv_signal_t *h, int signum) {
   begin_stop(r, CTL_EXIT_OK);
 }
 
+static const char *env_or(const char *name, const char *def) {
+  const char *v = getenv(name);
+  return v && *v ? v : def;
+}
+
 static void announce(struct run *r) {
   char endpoint[PATH_MAX + 32];
   size_t i;
@@ -276,9 +282,13 @@ static void announce(struct run *r) {
          "  ledger    %-28s appends and replays (internal)\n"
          "  stream    %-28s the committed stream (PUB)\n"
          "  router    %-28s coordinator commands (ack, escalate, close, plan ...)\n"
-         "  dispatch  %-28s responder units (linkagectl unit ID listen | ack ...)\n",
+         "  dispatch  %-28s responder units (linkagectl unit ID listen | ack ...)\n"
+         "  gateway   http://%s:%s/  dashboard, API, CAP, Open311 (linkagectl token add)\n"
+         "  feed      %-28s incident feed (PUB); replays on %s\n",
          r->cfg.intake_endpoint, r->cfg.ledger_endpoint, r->cfg.ledger_stream,
-         r->cfg.router_endpoint, r->cfg.dispatch_endpoint);
+         r->cfg.router_endpoint, r->cfg.dispatch_endpoint, env_or("LINKAGE_HTTP_ADDRESS", "127.0.0.1"),
+         env_or("LINKAGE_HTTP_PORT", "8080"), env_or("LINKAGE_FEED_ENDPOINT", "tcp://127.0.0.1:7006"),
+         env_or("LINKAGE_FEED_REPLAY_ENDPOINT", "tcp://127.0.0.1:7007"));
   for (i = 0; i < r->count; i++) {
     ctl_control_endpoint(r->kids[i].daemon->name, endpoint, sizeof endpoint);
     printf("  %-9s %s\n", i == 0 ? "control" : "", endpoint);

@@ -44,7 +44,7 @@ import zmq  # noqa: E402
 
 from linkage.v1 import command_pb2, event_pb2, ledger_pb2, report_pb2, unit_pb2  # noqa: E402,F401
 
-DAEMONS = ("ledger", "intake", "router", "dispatch")
+DAEMONS = ("ledger", "intake", "router", "dispatch", "gateway")
 
 
 # ---------------------------------------------------------------- checks
@@ -548,7 +548,13 @@ class Stack:
         self.pg_dir = os.path.join(self.tmp, "pg")
         self.run_dir = os.path.join(self.tmp, "run")
         os.makedirs(self.run_dir)
-        self.ports = dict(zip(("intake", "ledger", "stream", "router", "dispatch"), free_ports(5)))
+        self.ports = dict(zip(("intake", "ledger", "stream", "router", "dispatch", "gateway", "feed",
+                               "feed_replay"), free_ports(8)))
+        # The gateway's HTTP port is the one start_daemon waits for.
+        self.http_port = self.ports["gateway"]
+        self.base_url = "http://127.0.0.1:%d" % self.http_port
+        self.feed_endpoint = "tcp://127.0.0.1:%d" % self.ports["feed"]
+        self.feed_replay_endpoint = "tcp://127.0.0.1:%d" % self.ports["feed_replay"]
         self.router_endpoint = "tcp://127.0.0.1:%d" % self.ports["router"]
         self.dispatch_endpoint = "tcp://127.0.0.1:%d" % self.ports["dispatch"]
         self.units = []
@@ -576,6 +582,10 @@ class Stack:
             "LINKAGE_LEDGER_STREAM": self.stream_endpoint,
             "LINKAGE_ROUTER_ENDPOINT": self.router_endpoint,
             "LINKAGE_DISPATCH_ENDPOINT": self.dispatch_endpoint,
+            "LINKAGE_HTTP_PORT": str(self.http_port),
+            "LINKAGE_FEED_ENDPOINT": self.feed_endpoint,
+            "LINKAGE_FEED_REPLAY_ENDPOINT": self.feed_replay_endpoint,
+            "LINKAGE_TOKENS_REFRESH_MS": "200",
         })
         e.update(self.extra_env)
         e.setdefault("LINKAGE_LOG_LEVEL", "info")
@@ -720,6 +730,54 @@ class Stack:
             return rep
         finally:
             s.close()
+
+    def token(self, name, role="coordinator"):
+        """Creates an HTTP API token with `linkagectl token add` and returns it."""
+        before = self.token_refreshes()
+        r = self.ctl("token", "add", name, "--role", role)
+        if r.returncode != 0:
+            raise RuntimeError("linkagectl token add failed (%d): %s%s" %
+                               (r.returncode, r.stdout, r.stderr))
+        if before is not None:
+            # The gateway re-reads the registry every tokens_refresh_ms: two reloads after
+            # the insert, one of them has begun after it, so the token is known.
+            wait_until(lambda: (self.token_refreshes() or 0) >= before + 2, 10)
+        return r.stdout.strip().splitlines()[-1]
+
+    def gateway_status(self):
+        """The gateway's status line as a dict, or None when it does not answer."""
+        if not self.alive("gateway"):
+            return None
+        r = self.ctl("status", "gateway", timeout=10)
+        if r.returncode != 0:
+            return None
+        return dict(kv.split("=", 1) for kv in r.stdout.split() if "=" in kv)
+
+    def token_refreshes(self):
+        st = self.gateway_status()
+        return int(st["token_refreshes"]) if st and "token_refreshes" in st else None
+
+    def http(self, method, path, token=None, data=None, headers=None, timeout=10.0):
+        """One HTTP request to the gateway. data: a dict (sent form-encoded) or bytes.
+        Returns (status, headers as a dict with lower-case names, body bytes)."""
+        import http.client
+        import urllib.parse
+        h = dict(headers or {})
+        if token is not None:
+            h["Authorization"] = "Bearer " + token
+        body = None
+        if isinstance(data, dict):
+            body = urllib.parse.urlencode(data).encode()
+            h.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        elif data is not None:
+            body = data
+        c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=timeout)
+        try:
+            c.request(method, path, body=body, headers=h)
+            r = c.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+        finally:
+            c.close()
 
     def unit(self, unit_id, **kw):
         """A responder Unit connected to this stack's dispatch (closed at teardown)."""

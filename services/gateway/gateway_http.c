@@ -1,0 +1,875 @@
+/* The gateway's HTTP server: libmicrohttpd in its external-epoll mode, driven by the libuv loop
+ * (one uv_poll on MHD's epoll descriptor, one uv_timer for MHD's timeouts), so every handler runs
+ * on the loop thread with the view. What a request asks for is decided by gw_route_parse; the
+ * documents are written by the core renderers; requests that need the router or intake are
+ * suspended until the shell calls back with the answer.
+ *
+ * Server-Sent Events (/api/stream): each client has a bounded buffer the content reader drains;
+ * with nothing to send the connection is suspended, and a change resumes it. A client whose
+ * buffer passes SSE_MAX_PENDING is cut off (it reconnects with Last-Event-ID and resumes), so a
+ * slow browser never holds memory or the loop. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "gateway_shell.h"
+#include "gw_open311.h"
+#include "linkage/clock.h"
+#include "linkage/error.h"
+#include "linkage/event.h"
+#include "linkage/log.h"
+#include "linkage/token.h"
+
+#include <sodium.h>
+
+#define MAX_FIELDS 32
+#define MAX_BODY (64 * 1024)
+#define SSE_MAX_PENDING (1024 * 1024)
+#define SSE_HEARTBEAT_US (15 * 1000000LL)
+
+struct static_file {
+  const char *name;
+  char *data; /* owned */
+  size_t len;
+};
+
+struct sse_client {
+  struct gw_http *h;
+  struct MHD_Connection *conn;
+  struct gw_buf out;
+  size_t sent; /* bytes of out already handed to MHD */
+  int suspended, dead;
+  int ending; /* the gateway stops: end the stream cleanly, the browser reconnects */
+  struct sse_client *prev, *next;
+};
+
+struct gw_http {
+  struct gateway *g; /* borrowed: the shell owns us */
+  struct MHD_Daemon *d;
+  uv_poll_t poll;
+  uv_timer_t timer;
+  int poll_open, timer_open;
+  struct static_file files[3];
+  struct sse_client sse; /* list head */
+  unsigned sse_count;
+  int64_t last_heartbeat_us;
+  struct gw_buf row; /* scratch for publish */
+  uint64_t requests, refused_auth, sse_dropped;
+};
+
+struct field {
+  char *key, *val; /* owned */
+  size_t len;
+};
+
+struct req {
+  struct gw_http *h;
+  struct MHD_Connection *conn;
+  struct gw_route route;
+  int route_status;
+  struct MHD_PostProcessor *pp;
+  struct field fields[MAX_FIELDS];
+  int nfields;
+  size_t body_bytes;
+  int body_error; /* 413 or 400 */
+  enum lk_role role;
+  char name[LK_TOKEN_NAME_MAX + 1];
+  int authed;
+  struct gw_waiter waiter;
+  int waiting, answered;
+  /* the answer, once known */
+  unsigned status;
+  char *body;
+  size_t body_len;
+  const char *ctype;
+  uint32_t retry_after_s;
+};
+
+static void kick(struct gw_http *h);
+
+/* ---- responses ---- */
+
+static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, char *body,
+                               size_t len, const char *ctype, uint32_t retry_after_s) {
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE
+                                                                         : MHD_RESPMEM_PERSISTENT);
+  if (!r) {
+    free(body);
+    return MHD_NO;
+  }
+  MHD_add_response_header(r, "Content-Type", ctype ? ctype : "application/json");
+  MHD_add_response_header(r, "Cache-Control", "no-store");
+  MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+  if (status == 401) MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"linkage\"");
+  if (retry_after_s) {
+    char ra[16];
+    snprintf(ra, sizeof ra, "%u", retry_after_s);
+    MHD_add_response_header(r, "Retry-After", ra);
+  }
+  enum MHD_Result rc = MHD_queue_response(conn, status, r);
+  MHD_destroy_response(r);
+  return rc;
+}
+
+static int is_open311(const struct req *q) {
+  return q->route.kind == GW_R_O311_SERVICES || q->route.kind == GW_R_O311_REQUESTS ||
+         q->route.kind == GW_R_O311_REQUEST || q->route.kind == GW_R_O311_POST;
+}
+
+/* An error in the shape the caller reads: Open311's documents under /open311/, JSON elsewhere. */
+static enum MHD_Result respond_error(struct req *q, unsigned status, const char *why,
+                                     uint32_t retry_after_s) {
+  struct gw_buf b;
+  gw_buf_init(&b);
+  const char *ctype = "application/json";
+  if (is_open311(q)) {
+    gw_open311_error(&b, q->route.xml, (int)status, why);
+    if (q->route.xml) ctype = "text/xml; charset=utf-8";
+  } else {
+    gw_buf_puts(&b, "{\"error\":");
+    gw_buf_json_str(&b, why);
+    gw_buf_puts(&b, "}");
+  }
+  size_t n;
+  char *body = gw_buf_take(&b, &n);
+  return respond(q->conn, status, body, n, ctype, retry_after_s);
+}
+
+static enum MHD_Result respond_buf(struct req *q, unsigned status, struct gw_buf *b,
+                                   const char *ctype) {
+  if (b->failed) {
+    gw_buf_free(b);
+    return respond_error(q, 500, "out of memory", 0);
+  }
+  size_t n;
+  char *body = gw_buf_take(b, &n);
+  return respond(q->conn, status, body, n, ctype, 0);
+}
+
+/* ---- arguments ---- */
+
+/* gw_arg_fn over a request: form fields first, then the query string. */
+static const char *req_arg(void *ctx, const char *key) {
+  struct req *q = ctx;
+  for (int i = 0; i < q->nfields; i++)
+    if (strcmp(q->fields[i].key, key) == 0) return q->fields[i].val;
+  return MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+static enum MHD_Result post_field(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *filename, const char *content_type,
+                                  const char *transfer_encoding, const char *data, uint64_t off,
+                                  size_t size) {
+  struct req *q = cls;
+  (void)kind, (void)filename, (void)content_type, (void)transfer_encoding;
+  struct field *f = NULL;
+  /* A long value arrives in pieces with growing offsets. */
+  if (off > 0 && q->nfields > 0 && strcmp(q->fields[q->nfields - 1].key, key) == 0)
+    f = &q->fields[q->nfields - 1];
+  if (!f) {
+    if (q->nfields == MAX_FIELDS) {
+      q->body_error = 400;
+      return MHD_NO;
+    }
+    f = &q->fields[q->nfields];
+    f->key = strdup(key);
+    f->val = calloc(1, 1);
+    f->len = 0;
+    if (!f->key || !f->val) {
+      free(f->key);
+      free(f->val);
+      q->body_error = 500;
+      return MHD_NO;
+    }
+    q->nfields++;
+  }
+  char *v = realloc(f->val, f->len + size + 1);
+  if (!v) {
+    q->body_error = 500;
+    return MHD_NO;
+  }
+  memcpy(v + f->len, data, size);
+  f->len += size;
+  v[f->len] = '\0';
+  f->val = v;
+  return MHD_YES;
+}
+
+static void client_addr(struct MHD_Connection *conn, char *out, size_t n) {
+  snprintf(out, n, "?");
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  if (!ci || !ci->client_addr) return;
+  const struct sockaddr *sa = ci->client_addr;
+  if (sa->sa_family == AF_INET)
+    inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)n);
+  else if (sa->sa_family == AF_INET6)
+    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)n);
+}
+
+/* The token the request presents: a Bearer header, or ?token= (EventSource cannot send headers),
+ * or api_key (Open311's convention, in the query or the form). */
+static const char *presented_token(struct req *q) {
+  const char *a = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Authorization");
+  if (a && strncasecmp(a, "Bearer ", 7) == 0) return a + 7;
+  const char *t = MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, "token");
+  if (t) return t;
+  return req_arg(q, "api_key");
+}
+
+static enum lk_role need_role(enum gw_need n) {
+  switch (n) {
+  case GW_NEED_READ: return LK_ROLE_READER;
+  case GW_NEED_REPORT: return LK_ROLE_REPORTER;
+  case GW_NEED_ACT: return LK_ROLE_COORDINATOR;
+  default: return LK_ROLE_NONE;
+  }
+}
+
+/* Returns 0 when the request may go on, else the status it was refused with (answered). */
+static unsigned authorise(struct req *q, enum MHD_Result *rc) {
+  struct gateway *g = q->h->g;
+  char addr[64];
+  client_addr(q->conn, addr, sizeof addr);
+  const char *name = NULL;
+  uint32_t retry_ms = 0;
+  enum gw_auth_outcome outcome;
+  enum lk_role role = gw_auth_check(&g->auth, presented_token(q), addr, lk_mono_us(), &name,
+                                    &retry_ms, &outcome);
+  if (outcome == GW_AUTH_RATE_LIMITED) {
+    q->h->refused_auth++;
+    *rc = respond_error(q, 429, "too many failed attempts from this address; try later",
+                        (retry_ms + 999) / 1000);
+    return 429;
+  }
+  if (outcome != GW_AUTH_OK) {
+    q->h->refused_auth++;
+    if (outcome == GW_AUTH_BAD) lk_debug("refused a bad token", "addr=%s", addr);
+    *rc = respond_error(q, 401,
+                        outcome == GW_AUTH_MISSING ? "a token is required (Authorization: Bearer)"
+                                                   : "unknown or revoked token",
+                        0);
+    return 401;
+  }
+  if (!gw_role_allows(role, need_role(q->route.need))) {
+    *rc = respond_error(q, 403, "this token's role may not do that", 0);
+    return 403;
+  }
+  q->role = role;
+  snprintf(q->name, sizeof q->name, "%s", name ? name : "");
+  q->authed = 1;
+  return 0;
+}
+
+/* ---- read-only handlers ---- */
+
+static const char *public_url(struct req *q, char *buf, size_t n) {
+  struct gateway *g = q->h->g;
+  if (g->cfg->public_url[0]) return g->cfg->public_url;
+  /* The Host the client used, when it looks like a host (it ends up in XML and links). */
+  const char *host = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Host");
+  int ok = host && *host && strlen(host) < 200;
+  for (const char *p = host; ok && *p; p++)
+    ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+         *p == '.' || *p == '-' || *p == ':' || *p == '[' || *p == ']';
+  if (ok)
+    snprintf(buf, n, "http://%s", host);
+  else
+    snprintf(buf, n, "http://%.64s:%ld", g->cfg->http_address, g->cfg->http_port);
+  return buf;
+}
+
+static enum MHD_Result get_incidents(struct req *q) {
+  struct gateway *g = q->h->g;
+  const char *closed = req_arg(q, "closed");
+  int with_closed = closed && strcmp(closed, "0") != 0;
+  struct gw_buf b;
+  gw_buf_init(&b);
+  gw_buf_printf(&b, "{\"position\":%" PRIu64 ",\"now\":%lld,\"caught_up\":%s,\"incidents\":[",
+                g->view.position, (long long)(lk_now_us() / 1000), g->caught_up ? "true" : "false");
+  int first = 1;
+  for (uint32_t i = 1; i < g->view.count; i++) {
+    const struct gw_incident *inc = &g->view.incidents[i];
+    if (inc->state == GW_CLOSED && !with_closed) continue;
+    if (!first) gw_buf_puts(&b, ",");
+    first = 0;
+    gw_json_incident(&b, &g->view, inc, 0);
+  }
+  gw_buf_puts(&b, "]}");
+  return respond_buf(q, 200, &b, "application/json");
+}
+
+static struct sse_client *sse_open(struct gw_http *h, struct MHD_Connection *conn);
+static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max);
+static void sse_free(void *cls);
+static void sse_add_row(struct sse_client *c, const struct gw_incident *inc, struct gw_buf *row);
+
+static int cmp_position(const void *a, const void *b) {
+  uint64_t x = (*(const struct gw_incident *const *)a)->last_position;
+  uint64_t y = (*(const struct gw_incident *const *)b)->last_position;
+  return x < y ? -1 : x > y;
+}
+
+static enum MHD_Result get_stream(struct req *q) {
+  struct gw_http *h = q->h;
+  struct gateway *g = h->g;
+  if (h->sse_count >= (unsigned)g->cfg->sse_max_clients)
+    return respond_error(q, 503, "too many live clients", 5);
+  /* Resume after the last position the client saw: every incident changed since then, in
+   * position order, in its current state (the page keeps rows, not events). */
+  const char *after_s = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Last-Event-ID");
+  if (!after_s) after_s = req_arg(q, "after");
+  uint64_t after = UINT64_MAX;
+  if (after_s && *after_s) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(after_s, &end, 10);
+    if (errno || *end) return respond_error(q, 400, "after must be a ledger position", 0);
+    after = v;
+  }
+  struct sse_client *c = sse_open(h, q->conn);
+  if (!c) return respond_error(q, 500, "out of memory", 0);
+  gw_buf_puts(&c->out, "retry: 1000\n\n");
+  if (after != UINT64_MAX) {
+    const struct gw_incident **changed = NULL;
+    size_t n = 0;
+    for (uint32_t i = 1; i < g->view.count; i++)
+      if (g->view.incidents[i].last_position > after) n++;
+    if (n) changed = malloc(n * sizeof *changed);
+    if (n && !changed) {
+      sse_free(c);
+      return respond_error(q, 500, "out of memory", 0);
+    }
+    n = 0;
+    for (uint32_t i = 1; i < g->view.count; i++)
+      if (g->view.incidents[i].last_position > after) changed[n++] = &g->view.incidents[i];
+    qsort(changed, n, sizeof *changed, cmp_position);
+    for (size_t i = 0; i < n; i++) sse_add_row(c, changed[i], &h->row);
+    free(changed);
+  }
+  struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, sse_read,
+                                                             c, sse_free);
+  if (!r) {
+    sse_free(c);
+    return MHD_NO;
+  }
+  MHD_add_response_header(r, "Content-Type", "text/event-stream; charset=utf-8");
+  MHD_add_response_header(r, "Cache-Control", "no-store");
+  MHD_add_response_header(r, "X-Accel-Buffering", "no");
+  enum MHD_Result rc = MHD_queue_response(q->conn, 200, r);
+  MHD_destroy_response(r);
+  return rc;
+}
+
+static enum MHD_Result handle_get(struct req *q) {
+  struct gateway *g = q->h->g;
+  struct gw_buf b;
+  gw_buf_init(&b);
+  char url[256];
+  switch (q->route.kind) {
+  case GW_R_STATIC:
+    for (size_t i = 0; i < sizeof q->h->files / sizeof q->h->files[0]; i++)
+      if (strcmp(q->h->files[i].name, q->route.file) == 0) {
+        struct MHD_Response *r = MHD_create_response_from_buffer(
+            q->h->files[i].len, q->h->files[i].data, MHD_RESPMEM_PERSISTENT);
+        if (!r) return MHD_NO;
+        MHD_add_response_header(r, "Content-Type", q->route.type);
+        MHD_add_response_header(r, "Cache-Control", "no-cache");
+        MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+        MHD_add_response_header(r, "Content-Security-Policy",
+                                "default-src 'self'; style-src 'self'; script-src 'self'");
+        enum MHD_Result rc = MHD_queue_response(q->conn, 200, r);
+        MHD_destroy_response(r);
+        return rc;
+      }
+    return respond_error(q, 404, "no such file", 0);
+  case GW_R_HEALTH:
+    gw_buf_printf(&b, "{\"position\":%" PRIu64 ",\"caught_up\":%s}", g->view.position,
+                  g->caught_up ? "true" : "false");
+    return respond_buf(q, 200, &b, "application/json");
+  case GW_R_ME:
+    gw_buf_puts(&b, "{\"name\":");
+    gw_buf_json_str(&b, q->name);
+    gw_buf_puts(&b, ",\"role\":");
+    gw_buf_json_str(&b, lk_token_role_name(q->role));
+    gw_buf_puts(&b, "}");
+    return respond_buf(q, 200, &b, "application/json");
+  case GW_R_DISTRICT:
+    gw_json_district(&b, g->district);
+    return respond_buf(q, 200, &b, "application/json");
+  case GW_R_INCIDENTS: return get_incidents(q);
+  case GW_R_INCIDENT: {
+    const struct gw_incident *inc = gw_view_get(&g->view, q->route.id);
+    if (!inc) return respond_error(q, 404, "unknown incident", 0);
+    gw_json_incident(&b, &g->view, inc, 1);
+    return respond_buf(q, 200, &b, "application/json");
+  }
+  case GW_R_STREAM: return get_stream(q);
+  case GW_R_WINDOWS:
+    gw_json_windows(&b, &g->view);
+    return respond_buf(q, 200, &b, "application/json");
+  case GW_R_CAP: {
+    const struct gw_incident *inc = gw_view_get(&g->view, q->route.id);
+    if (!inc) return respond_error(q, 404, "unknown incident", 0);
+    struct gw_cap_opts o = {.sender = g->cfg->cap_sender, .base_url = public_url(q, url, sizeof url)};
+    gw_cap_alert(&b, &g->view, inc, &o);
+    return respond_buf(q, 200, &b, "application/cap+xml; charset=utf-8");
+  }
+  case GW_R_CAP_ATOM: {
+    struct gw_cap_opts o = {.sender = g->cfg->cap_sender, .base_url = public_url(q, url, sizeof url)};
+    gw_cap_atom(&b, &g->view, &o, lk_now_us(), 100);
+    return respond_buf(q, 200, &b, "application/atom+xml; charset=utf-8");
+  }
+  case GW_R_O311_SERVICES:
+  case GW_R_O311_REQUESTS:
+  case GW_R_O311_REQUEST: {
+    const char *ctype = q->route.xml ? "text/xml; charset=utf-8" : "application/json";
+    int status;
+    if (q->route.kind == GW_R_O311_SERVICES)
+      status = q->route.id[0]
+                   ? gw_open311_service_definition(&b, q->route.xml, g->district, q->route.id)
+                   : gw_open311_services(&b, q->route.xml, g->district, req_arg, q);
+    else if (q->route.kind == GW_R_O311_REQUESTS)
+      status = gw_open311_requests(&b, q->route.xml, &g->view, req_arg, q, lk_now_us());
+    else
+      status = gw_open311_request(&b, q->route.xml, &g->view, q->route.id);
+    return respond_buf(q, (unsigned)status, &b, ctype);
+  }
+  default: return respond_error(q, 404, "not found", 0);
+  }
+}
+
+/* ---- handlers that wait for the router or intake ---- */
+
+static struct req *req_of(struct gw_waiter *w) {
+  return (struct req *)((char *)w - offsetof(struct req, waiter));
+}
+
+static void answered(struct req *q, unsigned status, struct gw_buf *b, const char *ctype,
+                     uint32_t retry_after_s) {
+  q->status = b->failed ? 500 : status;
+  q->body = gw_buf_take(b, &q->body_len);
+  q->ctype = ctype;
+  q->retry_after_s = retry_after_s;
+  q->answered = 1;
+  if (q->waiting) {
+    q->waiting = 0;
+    MHD_resume_connection(q->conn);
+    kick(q->h);
+  }
+}
+
+static void on_command_reply(struct gw_waiter *w, const Linkage__V1__CommandReply *rep) {
+  struct req *q = req_of(w);
+  struct gw_buf b;
+  gw_buf_init(&b);
+  unsigned status;
+  if (!rep) {
+    status = 503;
+    gw_buf_puts(&b, "{\"error\":\"the router did not answer in time; retry with the same "
+                    "command_id\"}");
+  } else {
+    status = (unsigned)gw_command_http_status(rep);
+    if (status == 200) {
+      gw_buf_puts(&b, "{\"status\":\"ok\",\"command_id\":");
+      gw_buf_json_str(&b, rep->command_id);
+      gw_buf_puts(&b, ",\"event_id\":");
+      gw_buf_json_str(&b, rep->event_id);
+      gw_buf_printf(&b, ",\"position\":%" PRIu64 "}", rep->position);
+    } else {
+      gw_buf_puts(&b, "{\"error\":");
+      gw_buf_json_str(&b, rep->error[0] ? rep->error : "refused");
+      gw_buf_puts(&b, "}");
+    }
+  }
+  answered(q, status, &b, "application/json", status == 503 ? 1 : 0);
+}
+
+static void on_report_ack(struct gw_waiter *w, const Linkage__V1__ReportAck *ack) {
+  struct req *q = req_of(w);
+  struct gw_buf b;
+  gw_buf_init(&b);
+  unsigned status = (unsigned)gw_open311_post_reply(&b, q->route.xml, ack);
+  uint32_t ra = 0;
+  if (status == 503) ra = ack && ack->retry_after_ms ? (ack->retry_after_ms + 999) / 1000 : 1;
+  answered(q, status, &b, q->route.xml ? "text/xml; charset=utf-8" : "application/json", ra);
+}
+
+static enum MHD_Result handle_post(struct req *q) {
+  struct gateway *g = q->h->g;
+  char err[256];
+  int rc;
+  if (q->route.kind == GW_R_O311_POST) {
+    Linkage__V1__Report report;
+    struct gw_open311_post_store *st = malloc(sizeof *st);
+    if (!st) return respond_error(q, 500, "out of memory", 0);
+    if (gw_open311_parse_post(req_arg, q, g->district, lk_now_us(), &report, st, err,
+                              sizeof err) != LK_OK) {
+      free(st);
+      return respond_error(q, 400, err, 0);
+    }
+    q->waiter.on_ack = on_report_ack;
+    rc = gateway_send_report(g, &report, &q->waiter);
+    free(st);
+  } else {
+    struct gw_command c;
+    char generated[40];
+    uint8_t rnd[12];
+    randombytes_buf(rnd, sizeof rnd);
+    int n = snprintf(generated, sizeof generated, "gw-");
+    for (size_t i = 0; i < sizeof rnd; i++)
+      n += snprintf(generated + n, sizeof generated - (size_t)n, "%02x", rnd[i]);
+    if (gw_command_build(&q->route, req_arg, q, q->name, generated, &c, err, sizeof err) != LK_OK)
+      return respond_error(q, 400, err, 0);
+    q->waiter.on_command = on_command_reply;
+    rc = gateway_send_command(g, &c.cmd, &q->waiter);
+  }
+  if (rc != LK_OK)
+    return respond_error(q, 503, "the gateway is busy; retry", 1);
+  q->waiting = 1;
+  MHD_suspend_connection(q->conn);
+  return MHD_YES;
+}
+
+/* ---- the access handler ---- */
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls) {
+  struct gw_http *h = cls;
+  (void)version;
+  struct req *q = *con_cls;
+  enum MHD_Result rc = MHD_YES;
+  if (!q) {
+    q = calloc(1, sizeof *q);
+    if (!q) return MHD_NO;
+    *con_cls = q;
+    q->h = h;
+    q->conn = conn;
+    h->requests++;
+    q->route_status = gw_route_parse(method, url, &q->route);
+    if (q->route_status != 200)
+      return respond_error(q, (unsigned)q->route_status,
+                           q->route_status == 405 ? "method not allowed" : "not found", 0);
+    int post = strcmp(method, "POST") == 0;
+    /* A token in the header or query is checked before any body is read; Open311 clients may
+     * put api_key in the form instead, which is checked once the form is in. */
+    if (q->route.need != GW_NEED_NONE &&
+        (!post || MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization") ||
+         MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "token") ||
+         MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "api_key")) &&
+        authorise(q, &rc))
+      return rc;
+    if (!post) return handle_get(q);
+    q->pp = MHD_create_post_processor(conn, 8192, post_field, q);
+    if (!q->pp) {
+      /* No body at all is an empty form; any other type we cannot read. */
+      const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+      if (ct && *ct) return respond_error(q, 415, "send application/x-www-form-urlencoded", 0);
+    }
+    return MHD_YES;
+  }
+  if (*upload_size) {
+    q->body_bytes += *upload_size;
+    if (q->body_bytes > MAX_BODY)
+      q->body_error = 413;
+    else if (!q->body_error && q->pp && MHD_post_process(q->pp, upload, *upload_size) != MHD_YES &&
+             !q->body_error)
+      q->body_error = 400;
+    *upload_size = 0;
+    return MHD_YES;
+  }
+  if (q->answered) {
+    enum MHD_Result r = respond(conn, q->status, q->body, q->body_len, q->ctype, q->retry_after_s);
+    q->body = NULL; /* handed to MHD */
+    return r;
+  }
+  if (q->waiting) return MHD_YES; /* resumed without an answer yet: MHD asks again */
+  if (q->body_error)
+    return respond_error(q, (unsigned)q->body_error,
+                         q->body_error == 413 ? "the body is too large" : "malformed form body", 0);
+  if (!q->authed && q->route.need != GW_NEED_NONE && authorise(q, &rc)) return rc;
+  return handle_post(q);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode why) {
+  (void)cls, (void)conn, (void)why;
+  struct req *q = *con_cls;
+  if (!q) return;
+  if (q->pp) MHD_destroy_post_processor(q->pp);
+  for (int i = 0; i < q->nfields; i++) {
+    free(q->fields[i].key);
+    free(q->fields[i].val);
+  }
+  free(q->body);
+  free(q);
+  *con_cls = NULL;
+}
+
+/* ---- Server-Sent Events ---- */
+
+static struct sse_client *sse_open(struct gw_http *h, struct MHD_Connection *conn) {
+  struct sse_client *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->h = h;
+  c->conn = conn;
+  gw_buf_init(&c->out);
+  c->prev = h->sse.prev;
+  c->next = &h->sse;
+  h->sse.prev->next = c;
+  h->sse.prev = c;
+  h->sse_count++;
+  return c;
+}
+
+static void sse_free(void *cls) {
+  struct sse_client *c = cls;
+  c->prev->next = c->next;
+  c->next->prev = c->prev;
+  c->h->sse_count--;
+  gw_buf_free(&c->out);
+  free(c);
+}
+
+/* Wakes a client that waits for data. */
+static void sse_wake(struct sse_client *c) {
+  if (!c->suspended) return;
+  c->suspended = 0;
+  MHD_resume_connection(c->conn);
+  kick(c->h);
+}
+
+static void sse_append(struct sse_client *c, const char *s, size_t n) {
+  if (c->dead) return;
+  if (c->out.len - c->sent + n > SSE_MAX_PENDING) {
+    /* Too slow to keep up: cut it off; the browser reconnects with Last-Event-ID. */
+    c->dead = 1;
+    c->h->sse_dropped++;
+    lk_warn("dropped a slow live client", "pending=%zu", c->out.len - c->sent);
+  } else {
+    gw_buf_add(&c->out, s, n);
+    if (c->out.failed) c->dead = 1;
+  }
+  sse_wake(c);
+}
+
+static void sse_format_row(struct gw_buf *row, const struct gw_view *v,
+                           const struct gw_incident *inc) {
+  gw_buf_reset(row);
+  gw_buf_printf(row, "id: %" PRIu64 "\nevent: incident\ndata: ", inc->last_position);
+  gw_json_incident(row, v, inc, 0);
+  gw_buf_puts(row, "\n\n");
+}
+
+static void sse_add_row(struct sse_client *c, const struct gw_incident *inc, struct gw_buf *row) {
+  sse_format_row(row, &c->h->g->view, inc);
+  if (!row->failed) sse_append(c, row->data, row->len);
+}
+
+static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
+  struct sse_client *c = cls;
+  (void)pos;
+  if (c->ending) return MHD_CONTENT_READER_END_OF_STREAM;
+  if (c->dead) return MHD_CONTENT_READER_END_WITH_ERROR;
+  size_t avail = c->out.len - c->sent;
+  if (avail == 0) {
+    gw_buf_reset(&c->out);
+    c->sent = 0;
+    c->suspended = 1;
+    MHD_suspend_connection(c->conn);
+    return 0;
+  }
+  size_t n = avail < max ? avail : max;
+  memcpy(buf, c->out.data + c->sent, n);
+  c->sent += n;
+  return (ssize_t)n;
+}
+
+void gw_http_publish(struct gw_http *h, uint32_t slot, uint64_t position) {
+  if (h->sse_count == 0) return;
+  struct gw_buf *row = &h->row;
+  if (slot) {
+    sse_format_row(row, &h->g->view, &h->g->view.incidents[slot]);
+  } else {
+    gw_buf_reset(row);
+    gw_buf_printf(row, "id: %" PRIu64 "\nevent: planned_work\ndata: ", position);
+    gw_json_windows(row, &h->g->view);
+    gw_buf_puts(row, "\n\n");
+  }
+  if (row->failed) return;
+  for (struct sse_client *c = h->sse.next; c != &h->sse; c = c->next)
+    sse_append(c, row->data, row->len);
+}
+
+/* ---- MHD on the libuv loop ---- */
+
+static void timer_cb(uv_timer_t *t);
+
+/* Lets MHD do what is ready, then arms the timer for what it will want next. */
+static void run(struct gw_http *h) {
+  if (!h->d) return;
+  MHD_run(h->d);
+  MHD_UNSIGNED_LONG_LONG ms;
+  if (MHD_get_timeout(h->d, &ms) == MHD_YES)
+    uv_timer_start(&h->timer, timer_cb, ms > 60000 ? 60000 : (uint64_t)ms, 0);
+  else
+    uv_timer_start(&h->timer, timer_cb, 60000, 0);
+}
+
+static void timer_cb(uv_timer_t *t) {
+  run(t->data);
+}
+
+static void poll_cb(uv_poll_t *p, int status, int events) {
+  (void)status, (void)events;
+  run(p->data);
+}
+
+/* A resumed connection needs MHD to run again, in the next loop turn rather than inside the
+ * callback that resumed it. */
+static void kick(struct gw_http *h) {
+  if (h->timer_open) uv_timer_start(&h->timer, timer_cb, 0, 0);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+  (void)cls;
+  char msg[256];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  size_t n = strlen(msg);
+  while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
+  char q[300];
+  lk_warn("http", "detail=%s", lk_log_quote(q, sizeof q, msg));
+}
+
+static int load_file(const char *dir, struct static_file *f) {
+  char path[LK_CONFIG_STR + 64];
+  snprintf(path, sizeof path, "%s/%s", dir, f->name);
+  FILE *fp = fopen(path, "rb");
+  if (!fp) {
+    lk_error("cannot read a dashboard file", "path=%s err=\"%s\"", path, strerror(errno));
+    return LK_EIO;
+  }
+  struct gw_buf b;
+  gw_buf_init(&b);
+  char chunk[8192];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0) gw_buf_add(&b, chunk, n);
+  int bad = ferror(fp);
+  fclose(fp);
+  if (bad || b.failed) {
+    gw_buf_free(&b);
+    lk_error("cannot read a dashboard file", "path=%s", path);
+    return LK_EIO;
+  }
+  f->data = gw_buf_take(&b, &f->len);
+  return f->data ? LK_OK : LK_ENOMEM;
+}
+
+int gw_http_start(struct gateway *g, struct gw_http **out) {
+  struct gw_http *h = calloc(1, sizeof *h);
+  if (!h) return LK_ENOMEM;
+  h->g = g;
+  h->sse.prev = h->sse.next = &h->sse;
+  gw_buf_init(&h->row);
+  *out = h;
+  static const char *const names[] = {"index.html", "app.js", "style.css"};
+  for (size_t i = 0; i < 3; i++) {
+    h->files[i].name = names[i];
+    if (load_file(g->cfg->www_dir, &h->files[i]) != LK_OK) return LK_EIO;
+  }
+
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)g->cfg->http_port);
+  if (inet_pton(AF_INET, g->cfg->http_address, &sa.sin_addr) != 1) {
+    lk_error("http_address must be an IPv4 address", "http_address=%s", g->cfg->http_address);
+    return LK_EINVAL;
+  }
+  h->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
+                          (uint16_t)g->cfg->http_port, NULL, NULL, on_request, h,
+                          MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+                          MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
+                          MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)256,
+                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
+  if (!h->d) {
+    lk_error("cannot start the HTTP server", "address=%s port=%ld err=\"%s\"",
+             g->cfg->http_address, g->cfg->http_port, strerror(errno));
+    return LK_EIO;
+  }
+  const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD);
+  if (!di) {
+    lk_error("libmicrohttpd has no epoll descriptor", "%s", "");
+    return LK_EIO;
+  }
+  uv_loop_t *loop = g->rt->loop;
+  if (uv_timer_init(loop, &h->timer) != 0) return LK_EIO;
+  h->timer.data = h;
+  h->timer_open = 1;
+  if (uv_poll_init(loop, &h->poll, di->epoll_fd) != 0) return LK_EIO;
+  h->poll.data = h;
+  h->poll_open = 1;
+  uv_poll_start(&h->poll, UV_READABLE, poll_cb);
+  h->last_heartbeat_us = lk_now_us();
+  run(h);
+  return LK_OK;
+}
+
+void gw_http_tick(struct gw_http *h, int64_t now_us) {
+  if (now_us - h->last_heartbeat_us < SSE_HEARTBEAT_US) return;
+  h->last_heartbeat_us = now_us;
+  /* A comment line keeps proxies from closing the stream and finds clients that went away
+   * (a suspended connection does not notice a close until it writes). */
+  for (struct sse_client *c = h->sse.next; c != &h->sse; c = c->next) sse_append(c, ": hb\n\n", 6);
+}
+
+void gw_http_status(const struct gw_http *h, char *buf, size_t len) {
+  snprintf(buf, len, "http_requests=%llu http_refused_auth=%llu sse_clients=%u sse_dropped=%llu",
+           (unsigned long long)h->requests, (unsigned long long)h->refused_auth, h->sse_count,
+           (unsigned long long)h->sse_dropped);
+}
+
+static void handle_closed(uv_handle_t *handle) {
+  struct gw_http *h = handle->data;
+  if (handle == (uv_handle_t *)&h->poll)
+    h->poll_open = 0;
+  else
+    h->timer_open = 0;
+  if (!h->poll_open && !h->timer_open) free(h);
+}
+
+void gw_http_stop(struct gw_http **hp) {
+  struct gw_http *h = *hp;
+  if (!h) return;
+  *hp = NULL;
+  if (h->d) {
+    /* MHD may not stop with suspended connections: end every live stream, let MHD see it. */
+    for (struct sse_client *c = h->sse.next; c != &h->sse; c = c->next) {
+      c->ending = 1;
+      sse_wake(c);
+    }
+    MHD_run(h->d);
+    MHD_stop_daemon(h->d);
+    h->d = NULL;
+  }
+  for (size_t i = 0; i < 3; i++) free(h->files[i].data);
+  gw_buf_free(&h->row);
+  /* The handles close asynchronously; the struct goes when the last one has. */
+  int open = h->timer_open + h->poll_open;
+  if (!open) {
+    free(h);
+    return;
+  }
+  if (h->poll_open) uv_close((uv_handle_t *)&h->poll, handle_closed);
+  if (h->timer_open) uv_close((uv_handle_t *)&h->timer, handle_closed);
+}
