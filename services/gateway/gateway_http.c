@@ -384,7 +384,7 @@ static enum MHD_Result handle_get(struct req *q) {
         MHD_add_response_header(r, "Cache-Control", "no-cache");
         MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
         MHD_add_response_header(r, "Content-Security-Policy",
-                                "default-src 'self'; style-src 'self'; script-src 'self'");
+                                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'");
         enum MHD_Result rc = MHD_queue_response(q->conn, 200, r);
         MHD_destroy_response(r);
         return rc;
