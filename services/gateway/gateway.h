@@ -239,7 +239,7 @@ int gw_command_http_status(const Linkage__V1__CommandReply *reply);
 
 /* ---- feed topics (gw_feed_topic.c) ---- */
 
-/* The topic of an event on the public feed (README "Feed topic grammar"), written to out
+/* The topic of an event on the public feed (README "The public feed"), written to out
  * (NUL-terminated, at most outlen bytes). inc may be NULL (events without an incident). */
 void gw_feed_topic(const struct gw_incident *inc, const Linkage__V1__Event *ev, char *out,
                    size_t outlen);

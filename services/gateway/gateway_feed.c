@@ -131,8 +131,8 @@ static void on_request(struct lk_zsock *z, struct lk_frames *m, void *data) {
   /* Checked into the free slot; with none free, into the scratch request for the refusal. */
   struct gw_feed_req *req = p ? &p->req : &f->scratch;
   char err[160];
-  if (gw_feed_request_check(zmq_msg_data(&m->frame[body]), zmq_msg_size(&m->frame[body]), req,
-                            err, sizeof err) != LK_OK) {
+  if (gw_feed_request_check(zmq_msg_data(&m->frame[body]), zmq_msg_size(&m->frame[body]), req, err,
+                            sizeof err) != LK_OK) {
     refuse(f, ident, ident_len, delimiter, req->request_id, err, 0);
     return;
   }
@@ -152,8 +152,7 @@ static void on_request(struct lk_zsock *z, struct lk_frames *m, void *data) {
   p->feed = f;
   p->used = 1;
   f->npending++;
-  int rc = lk_ledger_replay(f->ledger, req->after_position + 1, GW_FEED_BATCH_EVENTS, replay_cb,
-                            p);
+  int rc = lk_ledger_replay(f->ledger, req->after_position + 1, GW_FEED_BATCH_EVENTS, replay_cb, p);
   if (rc != LK_OK) {
     release(f, p);
     refuse(f, ident, ident_len, delimiter, req->request_id, "ledger unavailable", 500);
@@ -185,8 +184,7 @@ int gw_feed_start(struct gw_feed *f, uv_loop_t *loop, void *zctx, const struct g
   struct lk_zsock_opts po = {.linger_ms = 0,
                              .maxmsg = 4096, /* subscriptions only come this way */
                              .sndhwm = o->sndhwm > 0 ? o->sndhwm : GW_FEED_SNDHWM};
-  if (lk_zsock_open(&f->pub, loop, zctx, ZMQ_PUB, ep, &po, NULL, NULL, "feed") != LK_OK)
-    goto fail;
+  if (lk_zsock_open(&f->pub, loop, zctx, ZMQ_PUB, ep, &po, NULL, NULL, "feed") != LK_OK) goto fail;
   f->pub_open = 1;
   snprintf(ep, sizeof ep, "@%s", bare(o->replay_endpoint));
   /* Requests over GW_FEED_REQUEST_MAX get an error; far larger ones are cut off by libzmq. */

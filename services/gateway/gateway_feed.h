@@ -22,13 +22,13 @@
 #include "linkage/v1/feed.pb-c.h"
 #include "linkage/zsock.h"
 
-#define GW_FEED_TOPIC_MAX 320        /* bytes of a topic, NUL included */
-#define GW_FEED_PREFIXES_MAX 16      /* topic prefixes per replay request */
-#define GW_FEED_REQUEST_MAX 16384    /* bytes of a FeedRequest; larger ones are refused */
-#define GW_FEED_BATCH_EVENTS 1000    /* events per batch (the ledger's replay limit) */
+#define GW_FEED_TOPIC_MAX 320         /* bytes of a topic, NUL included */
+#define GW_FEED_PREFIXES_MAX 16       /* topic prefixes per replay request */
+#define GW_FEED_REQUEST_MAX 16384     /* bytes of a FeedRequest; larger ones are refused */
+#define GW_FEED_BATCH_EVENTS 1000     /* events per batch (the ledger's replay limit) */
 #define GW_FEED_BATCH_BYTES (1 << 20) /* event bytes per batch (the first item always fits) */
-#define GW_FEED_PENDING_MAX 64       /* replays waiting for the ledger; more are told "busy" */
-#define GW_FEED_SNDHWM 10000         /* live messages queued per subscriber before it is dropped */
+#define GW_FEED_PENDING_MAX 64        /* replays waiting for the ledger; more are told "busy" */
+#define GW_FEED_SNDHWM 10000          /* live messages queued per subscriber before it is dropped */
 
 /* ---- the functional core (gw_feed_topic.c) ---- */
 
@@ -71,13 +71,13 @@ struct gw_feed_opts {
 };
 
 struct gw_feed_stats {
-  uint64_t published;       /* live event messages sent */
-  uint64_t publish_failed;  /* live messages the socket refused (not drops at a subscriber) */
-  uint64_t heartbeats;      /* heartbeats sent */
-  uint64_t replays;         /* requests answered with a batch */
-  uint64_t replay_items;    /* events sent in batches */
-  uint64_t refused;         /* requests answered with an error (malformed, busy, ledger down) */
-  uint64_t last_published;  /* position of the last live message */
+  uint64_t published;      /* live event messages sent */
+  uint64_t publish_failed; /* live messages the socket refused (not drops at a subscriber) */
+  uint64_t heartbeats;     /* heartbeats sent */
+  uint64_t replays;        /* requests answered with a batch */
+  uint64_t replay_items;   /* events sent in batches */
+  uint64_t refused;        /* requests answered with an error (malformed, busy, ledger down) */
+  uint64_t last_published; /* position of the last live message */
 };
 
 struct gw_feed_pending {

@@ -198,7 +198,8 @@ int gateway_start(struct lk_runtime *rt) {
                             .replay_endpoint = g->cfg->feed_replay_endpoint,
                             .ledger = g->ledger,
                             .view = &g->view};
-  if (gw_feed_start(&g->feed, rt->loop, rt->zctx, &fo) != LK_OK) return LK_EIO;
+  int rc = gw_feed_start(&g->feed, rt->loop, rt->zctx, &fo);
+  if (rc != LK_OK) return rc;
   g->feed_open = 1;
 
   if (gw_http_start(g, &g->http) != LK_OK) return LK_EIO;
@@ -229,16 +230,25 @@ void gateway_tick(struct lk_runtime *rt, int64_t now_us) {
 
 void gateway_status(struct lk_runtime *rt, char *buf, size_t len) {
   struct gateway *g = rt->state;
-  char http[256] = "";
+  char http[256] = "", feed[256] = "";
   if (g->http) gw_http_status(g->http, http, sizeof http);
+  if (g->feed_open) {
+    const struct gw_feed_stats *f = &g->feed.stats;
+    snprintf(feed, sizeof feed,
+             "feed_published=%llu feed_heartbeats=%llu feed_replays=%llu feed_replay_items=%llu "
+             "feed_refused=%llu feed_replays_waiting=%u",
+             (unsigned long long)f->published, (unsigned long long)f->heartbeats,
+             (unsigned long long)f->replays, (unsigned long long)f->replay_items,
+             (unsigned long long)f->refused, g->feed.npending);
+  }
   snprintf(buf, len,
            "position=%llu caught_up=%d incidents=%u open=%u waiting=%u commands=%llu "
-           "reports=%llu upstream_timeouts=%llu tokens=%zu token_refreshes=%llu %s",
+           "reports=%llu upstream_timeouts=%llu tokens=%zu token_refreshes=%llu %s %s",
            (unsigned long long)g->view.position, g->caught_up,
            g->view.count ? g->view.count - 1 : 0, g->view.open, g->waiting_count,
            (unsigned long long)g->commands_sent, (unsigned long long)g->reports_sent,
            (unsigned long long)g->upstream_timeouts, g->auth.tokens ? g->auth.tokens->n : 0,
-           (unsigned long long)g->auth.refreshes, http);
+           (unsigned long long)g->auth.refreshes, http, feed);
 }
 
 void gateway_stop(struct lk_runtime *rt) {

@@ -103,8 +103,7 @@ static void fold(struct fixture *fx, struct evbuf *e) {
   LK_CHECK(ev != NULL);
   if (!ev) return;
   gw_view_apply(&fx->view, fx->n + 1, ev);
-  gw_feed_topic(gw_view_get(&fx->view, ev->incident_id), ev, fx->topic[fx->n],
-                GW_FEED_TOPIC_MAX);
+  gw_feed_topic(gw_view_get(&fx->view, ev->incident_id), ev, fx->topic[fx->n], GW_FEED_TOPIC_MAX);
   linkage__v1__event__free_unpacked(ev, NULL);
   fx->n++;
 }
@@ -299,8 +298,8 @@ LK_TEST(request_check_refuses_with_a_reason) {
 
 /* ---- batches ---- */
 
-static Linkage__V1__FeedBatch *batch(struct fixture *fx, const struct gw_feed_req *q,
-                                     uint64_t from, uint64_t to, uint64_t head) {
+static Linkage__V1__FeedBatch *batch(struct fixture *fx, const struct gw_feed_req *q, uint64_t from,
+                                     uint64_t to, uint64_t head) {
   Linkage__V1__ReplayReply r;
   Linkage__V1__Committed c[8], *ptrs[8];
   replay_reply(fx, from, to, &r, c, ptrs);
@@ -447,8 +446,8 @@ struct bus {
   struct lk_ledger_client *client;
   struct gw_feed feed;
   void *sub, *dealer;
-  int hold;          /* the fake ledger holds replays instead of answering */
-  int held;          /* replay requests it holds */
+  int hold; /* the fake ledger holds replays instead of answering */
+  int held; /* replay requests it holds */
 };
 
 static void on_ledger(struct lk_zsock *z, struct lk_frames *m, void *data) {
