@@ -318,6 +318,30 @@ int ctl_registry_main(int argc, char **argv) {
   uint64_t timeout = 5000;
   int c;
   if (ctl_config_load(&cfg) != 0) return CTL_EXIT_CONFIG;
+  /* A Z85 key may begin with '-' (about one in 85), which getopt would take for options: a
+   * public key is moved behind "--", where getopt leaves it alone (it is the last operand). */
+  char *args[64];
+  if (argc + 1 > (int)(sizeof args / sizeof args[0])) {
+    fputs(registry_help, stderr);
+    return CTL_EXIT_USAGE;
+  }
+  int n = 0, keys = 0, dashdash = 0;
+  char *key_args[4];
+  for (int i = 1; i < argc; i++) dashdash |= strcmp(argv[i], "--") == 0;
+  for (int i = 0; i < argc; i++) {
+    int key_like = !dashdash && i > 0 && argv[i][0] == '-' && ctl_key_z85_ok(argv[i]) &&
+                   strncmp(argv[i], "--pg=", 5) != 0 && strncmp(argv[i], "--timeout=", 10) != 0;
+    if (key_like && keys < 4)
+      key_args[keys++] = argv[i];
+    else
+      args[n++] = argv[i];
+  }
+  if (keys) {
+    args[n++] = "--";
+    for (int i = 0; i < keys; i++) args[n++] = key_args[i];
+  }
+  argc = n;
+  argv = args;
   optind = 1;
   while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
     switch (c) {
