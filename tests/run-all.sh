@@ -11,6 +11,12 @@
 # crashes, times out, exits non-zero with no failure counted, or prints no
 # count line counts as one failure, and its output is shown. Lines a program
 # starts with "# " are notes (figures) and are always shown.
+#
+# The suites in CURVE_SUITES then run a second time with CURVE on the device and
+# unit ports (LINKAGE_TEST_CURVE=1: tests/lib/stack.py makes a server key pair and
+# registers a key for every device and unit), listed as "NAME [curve]"; their
+# counts are in the total. LINKAGE_CURVE_SUITES="..." replaces the list ("" for
+# none). Everything else runs plain, whatever the caller's environment says.
 set -u
 
 cd "$(dirname "$0")/.." || exit 2
@@ -20,6 +26,10 @@ export BUILD BIN
 # Debian's interpreter has python3-zmq and python3-protobuf; the PATH one may not.
 PYTHON=${LINKAGE_PYTHON:-/usr/bin/python3}
 what=${1:-all}
+unset LINKAGE_TEST_CURVE
+CURVE_SUITES=${LINKAGE_CURVE_SUITES-integration/test_spine.py integration/test_dispatch.py \
+integration/test_ctl_unit.py \
+wire/test_wire.py faults/test_crash.py}
 
 total_pass=0
 total_fail=0
@@ -94,6 +104,14 @@ if [ "$what" != "unit" ]; then
       [ -f "$t" ] || continue
       run "$dir/$(basename "$t")" 300 "$PYTHON" "$t"
     done
+  done
+  for s in $CURVE_SUITES; do
+    if [ -f "tests/$s" ]; then
+      run "$s [curve]" 300 env LINKAGE_TEST_CURVE=1 "$PYTHON" "tests/$s"
+    else
+      echo "$s [curve]: no such test (LINKAGE_CURVE_SUITES)"
+      total_fail=$((total_fail + 1))
+    fi
   done
 fi
 

@@ -10,6 +10,11 @@ Afterwards: every acknowledged report is in `ledger` exactly once, no
 (device, sequence) opened two incidents, the number of `reported` rows equals
 the number of reports acknowledged, positions have no gap, and
 `linkagectl verify` passes.
+
+Under CURVE (LINKAGE_TEST_CURVE=1, tests/lib/stack.py) each device thread has
+its own registered key, and every reconnect is a new CURVE handshake through
+ZAP, across intake's restart (it reads the registry again at start) and
+PostgreSQL's stop (intake keeps the registry it has).
 """
 
 import os
@@ -54,8 +59,7 @@ class Tally:
 
 def device_thread(st, t, idx, stop):
     device = "crash-dev-%d" % idx
-    ctx = zmq.Context.instance()
-    dev = S.Device(st.intake_endpoint, zmq.DEALER, ctx)
+    dev = st.device(zmq.DEALER, device_id=device)  # keys registered by body()
     for seq in range(1, PER_THREAD + 1):
         rep = S.make_report(device, seq, category=CATEGORIES[seq % len(CATEGORIES)],
                             severity=1 + seq % 4, compound=COMPOUNDS[(idx + seq) % len(COMPOUNDS)],
@@ -153,6 +157,7 @@ def body(st, c):
     t = Tally()
     stop = threading.Event()
     faults, errors = [], []
+    st.register("device", ["crash-dev-%d" % i for i in range(THREADS)])  # CURVE: before the clock
     started = time.monotonic()
     devices = [threading.Thread(target=device_thread, args=(st, t, i, stop), daemon=True)
                for i in range(THREADS)]

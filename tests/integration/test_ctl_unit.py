@@ -22,6 +22,12 @@ Time runs 20x (LINKAGE_TIME_SCALE): the fire brigade's 3-minute acknowledge
 deadline is 9 s of real time, room enough for subprocesses on a loaded
 machine. Duty hours are local time; the test sets LINKAGE_UTC_OFFSET_MIN so
 that it is about noon there, when every unit is on duty.
+
+Under CURVE (LINKAGE_TEST_CURVE=1, tests/lib/stack.py) the stand-in stays
+plain; against the stack every `linkagectl unit` and `linkagectl report` runs
+with the key file of its unit or device (LINKAGE_CURVE_CLIENT_KEY_FILE), as an
+operator's console would. The unknown unit has a registered key too, so it is
+refused by dispatch for not being in the district, as in plain mode.
 """
 
 import os
@@ -361,7 +367,8 @@ def dispatched(st, inc):
 
 
 def answer(st, c, unit, action, aid):
-    r = st.ctl("unit", unit, action, aid, "--note", "%s by %s" % (action, unit), timeout=30)
+    r = st.ctl("unit", unit, action, aid, "--note", "%s by %s" % (action, unit), timeout=30,
+               env=st.client_env("unit", unit))
     m = LINE_OK.match(r.stdout.strip())
     c.check(r.returncode == 0 and m is not None, "%s %s: OK" % (unit, action),
             "exit %d: %r %r" % (r.returncode, r.stdout, r.stderr))
@@ -371,8 +378,10 @@ def answer(st, c, unit, action, aid):
 def check_stack(st, c):
     env = st.env()
     run = "%x" % int(time.time() * 1000)
+    st.register("unit", list(UNITS.values()) + ["no-such-unit"])  # CURVE: one wait for all
     # Listeners first, as units on duty would be: the assignments reach them as they commit.
-    listeners = {role: Proc(["unit", unit, "listen", "--count", "1", "--timeout", "60"], env)
+    listeners = {role: Proc(["unit", unit, "listen", "--count", "1", "--timeout", "60"],
+                            dict(env, **st.client_env("unit", unit)))
                  for role, unit in UNITS.items()}
     try:
         ok = S.wait_until(lambda: all(any("welcomed" in x for x in p.err)
@@ -381,7 +390,8 @@ def check_stack(st, c):
                 {r: p.err for r, p in listeners.items()})
         r = st.ctl("report", "--device", "ctlunit-" + run, "--seq", 1, "--compound", COMPOUND,
                    "--building", "3", "--category", "accident_disaster", "--kind", "gas_leak",
-                   "--severity", "IV", "--description", "gas smell in stairwell 2")
+                   "--severity", "IV", "--description", "gas smell in stairwell 2",
+                   env=st.client_env("device", "ctlunit-" + run))
         m = re.match(r"^status=ACCEPTED incident_id=(\S+)", r.stdout)
         c.check(r.returncode == 0 and m, "the gas leak is reported", r.stdout + r.stderr)
         if not m:
@@ -412,17 +422,19 @@ def check_stack(st, c):
          "the listeners' assignment ids are the dispatched ones")
 
     # Someone else's assignment is refused with a reason.
-    r = st.ctl("unit", UNITS["property_company"], "ack", aid[LEAD])
+    r = st.ctl("unit", UNITS["property_company"], "ack", aid[LEAD],
+               env=st.client_env("unit", UNITS["property_company"]))
     c.check(r.returncode == 1 and r.stdout.startswith("status=REJECTED error="),
             "acknowledging another unit's assignment: REJECTED, exit 1", r.stdout + r.stderr)
-    r = st.ctl("unit", "no-such-unit", "listen", "--timeout", "10")
+    r = st.ctl("unit", "no-such-unit", "listen", "--timeout", "10",
+               env=st.client_env("unit", "no-such-unit"))
     c.check(r.returncode == 1 and r.stdout.startswith("status=REJECTED error=") and
             "no-such-unit" in r.stdout, "an unknown unit is refused: exit 1", r.stdout)
 
     for action in ("ack", "on-scene"):
         for role, unit in UNITS.items():
             answer(st, c, unit, action, aid[role])
-    r = st.ctl("unit", UNITS[LEAD], "list")
+    r = st.ctl("unit", UNITS[LEAD], "list", env=st.client_env("unit", UNITS[LEAD]))
     lines = [parse_line(x) for x in r.stdout.splitlines()]
     c.check(r.returncode == 0 and any(x.get("assignment_id") == aid[LEAD] and
                                       x.get("state") == "on_scene" for x in lines),
@@ -459,7 +471,8 @@ def check_stack(st, c):
                           "'unit_acknowledged'" % (inc, inc))
     c.eq(first_ack, "t", "acknowledged_at is the first unit's acknowledgement")
 
-    r = st.ctl("status", "--wait", "10")
+    # The daemons this test runs (a bare `status` asks the gateway too, which is not started here).
+    r = st.ctl("status", "--wait", "10", "ledger", "intake", "router", "dispatch")
     c.check(r.returncode == 0 and re.search(r"\bname=dispatch\b", r.stdout),
             "linkagectl status asks dispatch too", r.stdout + r.stderr)
     r = st.ctl("verify")

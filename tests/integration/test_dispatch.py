@@ -24,6 +24,12 @@ before anything is reported. Then:
 Time runs 300x (LINKAGE_TIME_SCALE): a plan minute is 0.2 s. The units' local
 time is set to midday through LINKAGE_UTC_OFFSET_MIN so duty hours never decide
 the outcome.
+
+Under CURVE (LINKAGE_TEST_CURVE=1, tests/lib/stack.py) every unit and device
+has its own registered key (the unit from elsewhere too: it is admitted, and
+refused by dispatch as a unit not in the district); the raw socket sending bad
+frames speaks with the fire brigade's key, and a plain one gets nothing at all.
+The restart test then also shows the units' CURVE sessions coming back.
 """
 
 import os
@@ -104,7 +110,7 @@ def report(st, c, device, compound, kind="gas_leak", category=R.ACCIDENT_DISASTE
            severity=R.SEVERITY_IV, building="12", description="strong gas smell in the stairwell"):
     rep = S.make_report(device, 1, category=category, kind=kind, severity=severity,
                         compound=compound, building=building, description=description)
-    ack, _ = st.device().submit(rep, timeout=20)
+    ack, _ = st.device(device_id=device).submit(rep, timeout=20)
     c.eq(S.status_name(ack), "ACCEPTED", "%s report in %s accepted" % (kind, compound))
     return ack.incident_id if ack is not None and not isinstance(ack, bytes) else None
 
@@ -454,8 +460,16 @@ def check_errors(st, c, U, closed_inc):
             rep and rep.error)
     silent.close()
 
+    if st.curve:
+        plain = zmq.Context.instance().socket(zmq.DEALER)
+        plain.setsockopt(zmq.LINGER, 0)
+        plain.connect(st.dispatch_endpoint)
+        plain.send_multipart([b"", b"\xff\xfe not a protobuf"])
+        c.eq(plain.poll(1500), 0, "CURVE: a plain (keyless) peer gets nothing at all in 1.5 s")
+        plain.close()
     raw = zmq.Context.instance().socket(zmq.DEALER)
     raw.setsockopt(zmq.LINGER, 0)
+    st.secure(raw, "unit", "fire-wenjiang")  # CURVE: a registered key; plain: as is
     raw.connect(st.dispatch_endpoint)
     try:
         def reply():
@@ -532,6 +546,7 @@ def body(st, c):
     with open(os.path.join(S.ROOT, "deploy", "district", "wenjiang.yaml")) as f:
         district = yaml.safe_load(f)
     U = {}
+    st.register("unit", [u["id"] for u in district["units"]])  # CURVE: one wait for all keys
     for u in district["units"]:
         U[u["id"]] = st.unit(u["id"])
     welcomed = S.wait_until(lambda: all(u.registered for u in U.values()), 10)

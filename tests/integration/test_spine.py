@@ -6,6 +6,13 @@ tests/cases/reports.tsv -> REJECTED with its reason and no row; the daemons
 keep serving after garbage, empty, 1 MiB, multi-frame and non-UTF-8 frames;
 linkagectl report/status/verify; the ledger refuses UPDATE and DELETE, and
 verify names the position of an altered and of a removed row.
+
+Under CURVE (LINKAGE_TEST_CURVE=1, tests/lib/stack.py) each device has its
+own registered key; the rejection cases and bad frames are sent with a key
+registered for the cases' device id, so they meet the same checks as in plain
+mode (lk_report_check runs before the key's device is compared). In that mode
+also: a plain client gets no answer at all, and a report whose device_id is
+not its key's device is REJECTED with the reason.
 """
 
 import os
@@ -27,7 +34,7 @@ def rows(st):
 
 
 def check_accepted_report(st, c):
-    dev = st.device()
+    dev = st.device(device_id="spine-dev-1")
     rep = S.make_report("spine-dev-1", 1, category=R.ACCIDENT_DISASTER, kind="lift_entrapment",
                         severity=R.SEVERITY_II, compound="zhouji-asia-bay", building="3",
                         unit="2", floor=17, description="lift stuck between floors 17 and 18")
@@ -86,7 +93,7 @@ def check_rejections(st, c):
         c.fail("tests/cases/reports.tsv loads", e)
         return
     c.check(len(table) > 0, "tests/cases/reports.tsv has cases")
-    dev = st.device()
+    dev = st.device(device_id="cases-dev")  # the base report's device
     for case in table:
         before = rows(st)
         ack = dev.request(case.frames, timeout=10, sequence=None)
@@ -126,7 +133,7 @@ def check_bad_frames(st, c):
     ]
     for name, frames in bad:
         before = rows(st)
-        dev = st.device()
+        dev = st.device(device_id="spine-bad")
         ack = dev.request(frames, timeout=10, sequence=None)
         dev.close()
         if c.eq(S.status_name(ack), "REJECTED", name + " is REJECTED"):
@@ -134,13 +141,13 @@ def check_bad_frames(st, c):
         c.eq(rows(st), before, name + " adds no row")
         c.check(st.alive("intake") and st.alive("ledger"), "daemons alive after " + name)
 
-    dev = st.device()
+    dev = st.device(device_id="spine-after-bad")
     ack, _ = dev.submit(S.make_report("spine-after-bad", 1), timeout=20)
     c.eq(S.status_name(ack), "ACCEPTED", "a valid report is ACCEPTED after the bad frames")
     dev.close()
 
     # A REQ device, as the contract allows, on the same daemons.
-    req = st.device(kind=S.zmq.REQ)
+    req = st.device(kind=S.zmq.REQ, device_id="spine-req")
     ack = req.request(S.make_report("spine-req", 7), timeout=10)
     c.eq(S.status_name(ack), "ACCEPTED", "a REQ device's report is ACCEPTED")
     req.close()
@@ -156,7 +163,7 @@ def check_linkagectl(st, c):
     r = st.ctl("report", "--device", "spine-ctl", "--seq", "1", "--retries", "10", "--category",
                "latent_hazard", "--severity", "IV", "--compound", "spring-square",
                "--kind", "blocked_fire_lane", "--description", "cars parked in the fire lane",
-               timeout=60)
+               timeout=60, env=st.client_env("device", "spine-ctl"))
     out = r.stdout + r.stderr
     c.eq(r.returncode, 0, "linkagectl report exits 0")
     c.check("status=ACCEPTED" in out, "linkagectl report prints status=ACCEPTED", out.strip())
@@ -172,6 +179,23 @@ def check_linkagectl(st, c):
     c.eq(r.returncode, 0, "linkagectl verify passes on an untouched ledger")
     if r.returncode != 0:
         print(r.stdout + r.stderr)
+
+
+def check_curve_admission(st, c):
+    """CURVE mode only: what plain mode cannot show."""
+    before = rows(st)
+    plain = S.Device(st.intake_endpoint)
+    ack = plain.request(S.make_report("spine-plain", 1), timeout=1.5)
+    plain.close()
+    c.eq(ack, None, "CURVE: a plain (keyless) device gets no answer within 1.5 s")
+    dev = st.device(device_id="spine-dev-1")
+    ack = dev.request(S.make_report("spine-not-mine", 1), timeout=10)
+    dev.close()
+    want = "device_id spine-not-mine does not match the key's device spine-dev-1"
+    c.check(S.status_name(ack) == "REJECTED" and ack.error == want,
+            "CURVE: a report naming another device than its key's is REJECTED with the reason",
+            ack)
+    c.eq(rows(st), before, "CURVE: neither adds a row")
 
 
 def names_position(text, pos):
@@ -230,6 +254,8 @@ def body(st, c):
     check_rejections(st, c)
     check_bad_frames(st, c)
     check_linkagectl(st, c)
+    if st.curve:
+        check_curve_admission(st, c)
     check_append_only(st, c)
     if inc is not None:
         check_tamper(st, c)

@@ -14,6 +14,18 @@ never a bare sleep.
 Checks counts passed and failed checks and prints `N passed, N failed` last,
 the line tests/run-all.sh parses. Lines starting with "# " are notes the
 runner shows even when a program passes.
+
+CURVE mode (LINKAGE_TEST_CURVE=1 in the environment; tests/run-all.sh runs
+some suites a second time so): the stack makes a server key pair under its
+directory with `linkagectl keys gen --out` and runs intake and dispatch with
+LINKAGE_CURVE=true and keys_refresh_ms 200; every Device and Unit it hands
+out (st.device(device_id=...), st.unit(id)) gets its own client key pair,
+registered for that id with `linkagectl device add` / `unit add`, and the
+stack waits until the daemon's registry holds it before the client connects.
+A CURVE key is tied to one device id, so in this mode a Device is for one
+device id: st.device() needs device_id. st.secure(sock, kind, id) makes a
+raw socket a registered client, st.client_env(kind, id) gives linkagectl
+report/unit the key file. In plain mode all of these change nothing.
 """
 
 import atexit
@@ -45,6 +57,11 @@ import zmq  # noqa: E402
 from linkage.v1 import command_pb2, event_pb2, ledger_pb2, report_pb2, unit_pb2  # noqa: E402,F401
 
 DAEMONS = ("ledger", "intake", "router", "dispatch", "gateway")
+
+# CURVE on the device and unit ports for this run (see the module's doc).
+CURVE = os.environ.get("LINKAGE_TEST_CURVE", "").lower() in ("1", "true", "yes", "on")
+# Which daemon admits the keys of each kind, and so must hold a new key before its client connects.
+KEY_DAEMON = {"device": "intake", "unit": "dispatch"}
 
 
 # ---------------------------------------------------------------- checks
@@ -187,18 +204,32 @@ def status_name(ack):
 # ---------------------------------------------------------------- device client
 
 
+def curve_client(sock, keys):
+    """Makes sock (not yet connected) a CURVE client. keys: (server public key, public key,
+    secret key) in Z85, as Stack.client_keys returns them; None leaves sock plain."""
+    if keys is not None:
+        sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = keys
+    return sock
+
+
 class Device:
     """A device on the intake: DEALER (default) or REQ.
 
     A DEALER sends an empty delimiter then the body frames, so it can send
     multi-frame messages and keep several requests in flight; replies that
     belong to an earlier attempt are skipped by sequence. A REQ socket is
-    recreated after a timeout (it cannot send again before a reply)."""
+    recreated after a timeout (it cannot send again before a reply).
 
-    def __init__(self, endpoint, kind=zmq.DEALER, ctx=None):
+    curve: the CURVE client keys every connection (reconnect() too) uses, or
+    None for a plain device; device_id: the id those keys are registered for
+    (Stack.device sets both)."""
+
+    def __init__(self, endpoint, kind=zmq.DEALER, ctx=None, curve=None, device_id=None):
         self.endpoint = endpoint
         self.kind = kind
         self.ctx = ctx or zmq.Context.instance()
+        self.curve = curve
+        self.device_id = device_id
         self.sock = None
         self.reconnect()
 
@@ -207,6 +238,7 @@ class Device:
             self.sock.close(linger=0)
         self.sock = self.ctx.socket(self.kind)
         self.sock.setsockopt(zmq.LINGER, 0)
+        curve_client(self.sock, self.curve)
         self.sock.connect(self.endpoint)
 
     def close(self):
@@ -297,10 +329,11 @@ class Unit:
     so a test can count repeats. The test thread talks to the worker through
     an inproc pipe and reads the state under a condition variable.
 
-    hello=False leaves the Hello to the test (say_hello())."""
+    hello=False leaves the Hello to the test (say_hello()). curve: CURVE client
+    keys registered for unit_id (Stack.unit sets them), or None for plain."""
 
     def __init__(self, endpoint, unit_id, heartbeat=True, hello=True, software="tests/lib/stack.py",
-                 ctx=None):
+                 ctx=None, curve=None):
         self.endpoint = endpoint
         self.unit_id = unit_id
         self.software = software
@@ -322,6 +355,7 @@ class Unit:
         self.seq = 0
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        curve_client(self.sock, curve)
         self.sock.connect(endpoint)
         addr = "inproc://unit-%s-%x" % (unit_id, id(self))
         self._pipe = self.ctx.socket(zmq.PAIR)
@@ -559,6 +593,12 @@ class Stack:
         self.dispatch_endpoint = "tcp://127.0.0.1:%d" % self.ports["dispatch"]
         self.units = []
         self.extra_env = {}
+        # Optional per-daemon hooks, empty by default (tests/chaos/test_chaos.py runs some
+        # daemons in a network namespace): name -> argv prefix (e.g. nsenter), name -> env
+        # overrides, name -> a callable saying the daemon is up (default: its port on loopback).
+        self.daemon_prefix = {}
+        self.daemon_env = {}
+        self.daemon_ready = {}
         self.intake_endpoint = "tcp://127.0.0.1:%d" % self.ports["intake"]
         self.ledger_endpoint = "tcp://127.0.0.1:%d" % self.ports["ledger"]
         self.stream_endpoint = "tcp://127.0.0.1:%d" % self.ports["stream"]
@@ -568,6 +608,13 @@ class Stack:
                                   os.path.join(self.tmp, n + ".log")) for n in DAEMONS}
         self.torn_down = False
         self.keep = False
+        # CURVE mode: the server's key file and public key (made by start()), and each client's
+        # key pair by (kind, id), registered once.
+        self.curve = CURVE
+        self.server_key_file = None
+        self.server_public = None
+        self.client_pairs = {}
+        self.key_lock = threading.Lock()
         atexit.register(self.teardown)
 
     # -- environment
@@ -587,6 +634,14 @@ class Stack:
             "LINKAGE_FEED_REPLAY_ENDPOINT": self.feed_replay_endpoint,
             "LINKAGE_TOKENS_REFRESH_MS": "200",
         })
+        if self.curve and self.server_key_file:
+            # Before extra_env, so a test can still turn CURVE off for one daemon.
+            e.update({
+                "LINKAGE_CURVE": "true",
+                "LINKAGE_CURVE_SECRET_FILE": self.server_key_file,
+                "LINKAGE_CURVE_SERVER_KEY_FILE": self.server_key_file,  # linkagectl's clients
+                "LINKAGE_KEYS_REFRESH_MS": "200",
+            })
         e.update(self.extra_env)
         e.setdefault("LINKAGE_LOG_LEVEL", "info")
         return e
@@ -643,17 +698,27 @@ class Stack:
         with open(d.log, "a") as f:
             f.write("=== start %d of %s at %.3f\n" % (d.starts, name, time.time()))
         logf = open(d.log, "a")
-        d.proc = subprocess.Popen([d.path], cwd=ROOT, env=self.env(), stdin=subprocess.DEVNULL,
-                                  stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
+        env = self.env()
+        env.update(self.daemon_env.get(name, {}))
+        d.proc = subprocess.Popen(list(self.daemon_prefix.get(name, [])) + [d.path], cwd=ROOT,
+                                  env=env, stdin=subprocess.DEVNULL, stdout=logf,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
         logf.close()
         port = self.ports[name]
-        up = wait_until(lambda: d.proc.poll() is not None or port_open(port), timeout)
+        ready = self.daemon_ready.get(name) or (lambda: port_open(port))
+        up = wait_until(lambda: d.proc.poll() is not None or ready(), timeout)
         if d.proc.poll() is not None:
             raise RuntimeError("linkage-%s exited with %s at start:\n%s" %
                                (name, d.proc.returncode, self.log_tail(name)))
         if not up:
             raise RuntimeError("linkage-%s did not listen on %d within %ss:\n%s" %
                                (name, port, timeout, self.log_tail(name)))
+        if self.curve and name in KEY_DAEMON.values() and env.get("LINKAGE_CURVE") == "true":
+            # A CURVE run that silently ran plain would prove nothing.
+            on = wait_until(lambda: self.daemon_status(name).get("curve") == "1", 10)
+            if not on:
+                raise RuntimeError("linkage-%s does not say curve=1 in its status: %r" %
+                                   (name, self.daemon_status(name)))
         return d.proc
 
     def kill9(self, name):
@@ -699,6 +764,8 @@ class Stack:
             return ""
 
     def start(self, daemons=("ledger", "intake")):
+        if self.curve:
+            self.start_curve()
         self.start_pg()
         for name in daemons:
             self.start_daemon(name)
@@ -706,14 +773,110 @@ class Stack:
 
     # -- tools
 
-    def ctl(self, *args, timeout=60):
-        """Runs bin/linkagectl with the stack's environment."""
+    def ctl(self, *args, timeout=60, env=None):
+        """Runs bin/linkagectl with the stack's environment (plus env, a dict)."""
+        e = self.env()
+        e.update(env or {})
         return subprocess.run([os.path.join(BIN, "linkagectl")] + [str(a) for a in args],
-                              cwd=ROOT, env=self.env(), capture_output=True, text=True,
+                              cwd=ROOT, env=e, capture_output=True, text=True,
                               timeout=timeout)
 
-    def device(self, kind=zmq.DEALER):
-        return Device(self.intake_endpoint, kind)
+    def daemon_status(self, name, timeout=2.0):
+        """A daemon's status line (its control socket) as a dict; {} when it does not answer."""
+        s = zmq.Context.instance().socket(zmq.REQ)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect("ipc://%s/%s.ctl" % (self.run_dir, name))
+        try:
+            s.send(b"status")
+            if not s.poll(int(timeout * 1000)):
+                return {}
+            line = s.recv().decode(errors="replace")
+            return dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+        finally:
+            s.close()
+
+    # -- CURVE mode (the module's doc)
+
+    def start_curve(self):
+        """The server's key pair, with the tool operators use."""
+        path = os.path.join(self.tmp, "server.key")
+        r = self.ctl("keys", "gen", "--out", path)
+        if r.returncode != 0:
+            raise RuntimeError("linkagectl keys gen --out failed (%d): %s%s" %
+                               (r.returncode, r.stdout, r.stderr))
+        with open(path) as f:
+            pub = [ln.split("=", 1)[1].strip() for ln in f if ln.startswith("public")]
+        if not pub:
+            raise RuntimeError("%s holds no public key" % path)
+        self.server_key_file = path
+        self.server_public = pub[0].encode()
+        note("CURVE on the device and unit ports (LINKAGE_TEST_CURVE=1): every device and "
+             "unit has its own registered key")
+
+    def register(self, kind, ids, timeout=15):
+        """CURVE mode: gives each id of ids (kind "device" or "unit") its own key pair,
+        registered with `linkagectl <kind> add`, once; then waits until the running daemon
+        that admits that kind holds every registered key (its status line's keys=N).
+        Plain mode: nothing."""
+        if not self.curve:
+            return
+        with self.key_lock:
+            new = [i for i in ids if (kind, i) not in self.client_pairs]
+            for ident in new:
+                pub, sec = zmq.curve_keypair()
+                # "--": a Z85 key may begin with "-", which getopt would take for an option.
+                r = self.ctl(kind, "add", "--", ident, pub.decode())
+                if r.returncode != 0:
+                    raise RuntimeError("linkagectl %s add %s failed (%d): %s" %
+                                       (kind, ident, r.returncode, r.stderr.strip()))
+                self.client_pairs[(kind, ident)] = (pub, sec)
+            if not new:
+                return
+            daemon = KEY_DAEMON[kind]
+            if not self.alive(daemon):
+                return  # it reads the registry at start, before it binds
+            want = int(self.scalar("select count(*) from keys where kind = '%s' "
+                                   "and revoked_at is null" % kind))
+            held = wait_until(lambda: int(self.daemon_status(daemon).get("keys", -1)) >= want,
+                              timeout, interval=0.05)
+            if not held:
+                raise RuntimeError("linkage-%s did not load the %d registered %s keys within "
+                                   "%ss: %r" % (daemon, want, kind, timeout,
+                                                self.daemon_status(daemon)))
+
+    def client_keys(self, kind, ident):
+        """CURVE mode: (server public, public, secret) of ident's registered key pair
+        (registering it first); None in plain mode."""
+        if not self.curve:
+            return None
+        self.register(kind, [ident])
+        pub, sec = self.client_pairs[(kind, ident)]
+        return (self.server_public, pub, sec)
+
+    def secure(self, sock, kind, ident):
+        """Makes a raw socket (before connect) a client registered as ident; plain: as is."""
+        return curve_client(sock, self.client_keys(kind, ident))
+
+    def client_env(self, kind, ident):
+        """Environment for linkagectl report/unit speaking as ident: in CURVE mode its key
+        file (LINKAGE_CURVE_CLIENT_KEY_FILE); {} in plain mode."""
+        keys = self.client_keys(kind, ident)
+        if keys is None:
+            return {}
+        path = os.path.join(self.tmp, "%s-%s.key" % (kind, ident))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("public = %s\nsecret = %s\n" % (keys[1].decode(), keys[2].decode()))
+        return {"LINKAGE_CURVE_CLIENT_KEY_FILE": path}
+
+    def device(self, kind=zmq.DEALER, device_id=None):
+        """A Device on this stack's intake. In CURVE mode it needs device_id: its key is
+        registered for that id, and a report naming another id is REJECTED."""
+        if self.curve and device_id is None:
+            raise ValueError("CURVE mode: a key is tied to one device id; "
+                             "use st.device(device_id=...)")
+        return Device(self.intake_endpoint, kind, curve=self.client_keys("device", device_id),
+                      device_id=device_id)
 
     def command(self, cmd, timeout=10.0):
         """Sends one linkage.v1.Command to the router; returns the CommandReply or None."""
@@ -780,7 +943,9 @@ class Stack:
             c.close()
 
     def unit(self, unit_id, **kw):
-        """A responder Unit connected to this stack's dispatch (closed at teardown)."""
+        """A responder Unit connected to this stack's dispatch (closed at teardown); in CURVE
+        mode with a key registered for unit_id."""
+        kw.setdefault("curve", self.client_keys("unit", unit_id))
         u = Unit(self.dispatch_endpoint, unit_id, **kw)
         self.units.append(u)
         return u

@@ -8,6 +8,10 @@ echoed. Ledger: AppendRequest and ReplayRequest round-trip as LedgerRequest
 over a DEALER; a replay from position 1 returns the committed events in order
 with hashes that chain, recomputed here as SHA-256(prev || position as 8
 bytes big-endian || event bytes).
+
+Under CURVE (LINKAGE_TEST_CURVE=1, tests/lib/stack.py) the devices are CURVE
+clients with keys registered for their device ids, as a real client of an
+exposed intake would be; the ledger's links stay plain.
 """
 
 import os
@@ -24,7 +28,7 @@ AppendReply = ledger_pb2.AppendReply
 
 
 def check_intake(st, c):
-    req = st.device(kind=zmq.REQ)
+    req = st.device(kind=zmq.REQ, device_id="wire-dev-1")
     rep = S.make_report("wire-dev-1", 41, category=R.NATURAL_DISASTER, kind="flooding",
                         severity=R.SEVERITY_III, compound="zhouji-yinhai-bay",
                         description="water in basement garage B2, 30 cm and rising")
@@ -37,7 +41,7 @@ def check_intake(st, c):
         c.eq(inc, S.incident_id("wire-dev-1", 41), "incident id as documented")
     req.close()
 
-    dealer = st.device(kind=zmq.DEALER)
+    dealer = st.device(kind=zmq.DEALER, device_id="wire-dev-1")
     ack = dealer.request(rep, timeout=10)
     c.eq(S.status_name(ack), "DUPLICATE", "DEALER: the same report is DUPLICATE")
     if not isinstance(ack, (bytes, type(None))):
@@ -58,6 +62,9 @@ def check_intake(st, c):
         ("unknown compound", dict(compound="atlantis"), "compound"),
         ("no compound", dict(compound=""), "compound"),
     ]
+    dealer.close()
+    # Another device id, so another device (under CURVE a key speaks for one id).
+    dealer = st.device(kind=zmq.DEALER, device_id="wire-dev-2")
     seq = 100
     for name, kw, word in rejected:
         seq += 1
