@@ -37,9 +37,9 @@ struct lk_pg_reload {
 /* Reads once at once (blocking: call before the loop serves anyone, so a port does not open on
  * an empty registry when the database is there), hands the result to take, then re-reads every
  * refresh_ms. Returns 0, or -1 when the timer cannot start. */
-int lk_pg_reload_start(struct lk_pg_reload *r, uv_loop_t *loop, const char *pg,
-                       unsigned refresh_ms, lk_pg_read_fn read, lk_pg_take_fn take,
-                       lk_pg_free_fn free_snapshot, void *data);
+int lk_pg_reload_start(struct lk_pg_reload *r, uv_loop_t *loop, const char *pg, unsigned refresh_ms,
+                       lk_pg_read_fn read, lk_pg_take_fn take, lk_pg_free_fn free_snapshot,
+                       void *data);
 /* Stops the timer. Safe with a read in flight: it finishes on its thread, and its completion
  * frees what it read and closes the connection; r must stay allocated until the loop has run
  * that completion (running the loop to its end does). */

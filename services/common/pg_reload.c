@@ -22,8 +22,7 @@ static void read_work(uv_work_t *w) {
     if (c) PQsetNoticeProcessor(c, drop_notice, NULL);
   }
   if (!c || PQstatus(c) != CONNECTION_OK) {
-    snprintf(r->err, sizeof r->err, "cannot connect: %s",
-             c ? PQerrorMessage(c) : "out of memory");
+    snprintf(r->err, sizeof r->err, "cannot connect: %s", c ? PQerrorMessage(c) : "out of memory");
   } else {
     r->loaded = r->read(c, r->data, r->err, sizeof r->err);
     if (!r->loaded && !r->err[0]) snprintf(r->err, sizeof r->err, "read failed");
@@ -64,9 +63,9 @@ static void refresh_cb(uv_timer_t *t) {
   if (uv_queue_work(t->loop, &r->work, read_work, read_done) != 0) r->working = 0;
 }
 
-int lk_pg_reload_start(struct lk_pg_reload *r, uv_loop_t *loop, const char *pg,
-                       unsigned refresh_ms, lk_pg_read_fn read, lk_pg_take_fn take,
-                       lk_pg_free_fn free_snapshot, void *data) {
+int lk_pg_reload_start(struct lk_pg_reload *r, uv_loop_t *loop, const char *pg, unsigned refresh_ms,
+                       lk_pg_read_fn read, lk_pg_take_fn take, lk_pg_free_fn free_snapshot,
+                       void *data) {
   memset(r, 0, sizeof *r);
   snprintf(r->pg, sizeof r->pg, "%s", pg ? pg : "");
   r->read = read;

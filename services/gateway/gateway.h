@@ -65,9 +65,9 @@ struct gw_step {
   uint64_t position;
   int64_t at_us;
   Linkage__V1__EventType type;
-  char actor[48];    /* "device:..", "svc:router", "unit:..", "coordinator:.." (truncated) */
-  char detail[160];  /* a short English summary: "community → street: acknowledge deadline missed" */
-  uint8_t cap;       /* 1: this step made a new CAP message of the incident (see gw_cap.c) */
+  char actor[48];   /* "device:..", "svc:router", "unit:..", "coordinator:.." (truncated) */
+  char detail[160]; /* a short English summary: "community → street: acknowledge deadline missed" */
+  uint8_t cap;      /* 1: this step made a new CAP message of the incident (see gw_cap.c) */
 };
 
 #define GW_MAX_STEPS 256 /* per incident; later events still change the state, not the list */
@@ -87,7 +87,7 @@ struct gw_incident {
   const char *street_id;    /* borrowed from the district; NULL if unknown */
   char building[65], unit[65];
   int32_t floor;
-  double lat, lon; /* 0, 0 when the report had none */
+  double lat, lon;   /* 0, 0 when the report had none */
   char *description; /* owned; "" when none */
   enum gw_state state;
   int64_t reported_at_us; /* the device's observed_at, or the intake's receive time */
@@ -119,7 +119,7 @@ struct gw_view {
   const struct lk_district *district; /* borrowed */
   struct gw_window *windows;          /* owned, window_count entries, in declaration order */
   uint32_t window_count, window_cap;
-  struct gw_incident *incidents;      /* slot 0 unused, so 0 means "none" */
+  struct gw_incident *incidents; /* slot 0 unused, so 0 means "none" */
   uint32_t count, cap;
   struct lk_map by_id; /* incident id -> slot */
   uint64_t position;   /* last position folded */
@@ -192,11 +192,11 @@ enum gw_need { GW_NEED_NONE = 0, GW_NEED_READ, GW_NEED_REPORT, GW_NEED_ACT };
 struct gw_route {
   enum gw_route_kind kind;
   enum gw_need need;
-  int xml;             /* Open311: the .xml form */
-  char id[72];         /* incident or window id, checked with lk_id_valid */
-  char action[16];     /* GW_R_ACTION: "acknowledge", "escalate", "de-escalate", "merge", ... */
-  const char *file;    /* GW_R_STATIC: the file name under www_dir ("index.html") */
-  const char *type;    /* GW_R_STATIC: its Content-Type */
+  int xml;          /* Open311: the .xml form */
+  char id[72];      /* incident or window id, checked with lk_id_valid */
+  char action[16];  /* GW_R_ACTION: "acknowledge", "escalate", "de-escalate", "merge", ... */
+  const char *file; /* GW_R_STATIC: the file name under www_dir ("index.html") */
+  const char *type; /* GW_R_STATIC: its Content-Type */
 };
 
 /* Decides what a request asks for from its method and path (no query string). Returns 200, or

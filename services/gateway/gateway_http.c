@@ -95,11 +95,10 @@ static void kick(struct gw_http *h);
 
 /* ---- responses ---- */
 
-static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, char *body,
-                               size_t len, const char *ctype, uint32_t retry_after_s) {
-  struct MHD_Response *r =
-      MHD_create_response_from_buffer(len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE
-                                                                         : MHD_RESPMEM_PERSISTENT);
+static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, char *body, size_t len,
+                               const char *ctype, uint32_t retry_after_s) {
+  struct MHD_Response *r = MHD_create_response_from_buffer(
+      len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
   if (!r) {
     free(body);
     return MHD_NO;
@@ -241,8 +240,8 @@ static unsigned authorise(struct req *q, enum MHD_Result *rc) {
   const char *name = NULL;
   uint32_t retry_ms = 0;
   enum gw_auth_outcome outcome;
-  enum lk_role role = gw_auth_check(&g->auth, presented_token(q), addr, lk_mono_us(), &name,
-                                    &retry_ms, &outcome);
+  enum lk_role role =
+      gw_auth_check(&g->auth, presented_token(q), addr, lk_mono_us(), &name, &retry_ms, &outcome);
   if (outcome == GW_AUTH_RATE_LIMITED) {
     q->h->refused_auth++;
     *rc = respond_error(q, 429, "too many failed attempts from this address; try later",
@@ -347,15 +346,18 @@ static enum MHD_Result get_stream(struct req *q) {
       sse_free(c);
       return respond_error(q, 500, "out of memory", 0);
     }
-    n = 0;
-    for (uint32_t i = 1; i < g->view.count; i++)
-      if (g->view.incidents[i].last_position > after) changed[n++] = &g->view.incidents[i];
-    qsort(changed, n, sizeof *changed, cmp_position);
-    for (size_t i = 0; i < n; i++) sse_add_row(c, changed[i], &h->row);
-    free(changed);
+    if (changed) {
+      n = 0;
+      for (uint32_t i = 1; i < g->view.count; i++)
+        if (g->view.incidents[i].last_position > after) changed[n++] = &g->view.incidents[i];
+      qsort(changed, n, sizeof *changed, cmp_position);
+      for (size_t i = 0; i < n; i++)
+        sse_add_row(c, changed[i], &h->row);
+      free(changed);
+    }
   }
-  struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, sse_read,
-                                                             c, sse_free);
+  struct MHD_Response *r =
+      MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, sse_read, c, sse_free);
   if (!r) {
     sse_free(c);
     return MHD_NO;
@@ -383,8 +385,9 @@ static enum MHD_Result handle_get(struct req *q) {
         MHD_add_response_header(r, "Content-Type", q->route.type);
         MHD_add_response_header(r, "Cache-Control", "no-cache");
         MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-        MHD_add_response_header(r, "Content-Security-Policy",
-                                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'");
+        MHD_add_response_header(
+            r, "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'");
         enum MHD_Result rc = MHD_queue_response(q->conn, 200, r);
         MHD_destroy_response(r);
         return rc;
@@ -418,12 +421,14 @@ static enum MHD_Result handle_get(struct req *q) {
   case GW_R_CAP: {
     const struct gw_incident *inc = gw_view_get(&g->view, q->route.id);
     if (!inc) return respond_error(q, 404, "unknown incident", 0);
-    struct gw_cap_opts o = {.sender = g->cfg->cap_sender, .base_url = public_url(q, url, sizeof url)};
+    struct gw_cap_opts o = {.sender = g->cfg->cap_sender,
+                            .base_url = public_url(q, url, sizeof url)};
     gw_cap_alert(&b, &g->view, inc, &o);
     return respond_buf(q, 200, &b, "application/cap+xml; charset=utf-8");
   }
   case GW_R_CAP_ATOM: {
-    struct gw_cap_opts o = {.sender = g->cfg->cap_sender, .base_url = public_url(q, url, sizeof url)};
+    struct gw_cap_opts o = {.sender = g->cfg->cap_sender,
+                            .base_url = public_url(q, url, sizeof url)};
     gw_cap_atom(&b, &g->view, &o, lk_now_us(), 100);
     return respond_buf(q, 200, &b, "application/atom+xml; charset=utf-8");
   }
@@ -510,8 +515,8 @@ static enum MHD_Result handle_post(struct req *q) {
     Linkage__V1__Report report;
     struct gw_open311_post_store *st = malloc(sizeof *st);
     if (!st) return respond_error(q, 500, "out of memory", 0);
-    if (gw_open311_parse_post(req_arg, q, g->district, lk_now_us(), &report, st, err,
-                              sizeof err) != LK_OK) {
+    if (gw_open311_parse_post(req_arg, q, g->district, lk_now_us(), &report, st, err, sizeof err) !=
+        LK_OK) {
       free(st);
       return respond_error(q, 400, err, 0);
     }
@@ -531,8 +536,7 @@ static enum MHD_Result handle_post(struct req *q) {
     q->waiter.on_command = on_command_reply;
     rc = gateway_send_command(g, &c.cmd, &q->waiter);
   }
-  if (rc != LK_OK)
-    return respond_error(q, 503, "the gateway is busy; retry", 1);
+  if (rc != LK_OK) return respond_error(q, 503, "the gateway is busy; retry", 1);
   q->waiting = 1;
   MHD_suspend_connection(q->conn);
   return MHD_YES;
@@ -744,7 +748,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
   char msg[256];
   vsnprintf(msg, sizeof msg, fmt, ap);
   size_t n = strlen(msg);
-  while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
+  while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+    msg[--n] = '\0';
   char q[300];
   lk_warn("http", "detail=%s", lk_log_quote(q, sizeof q, msg));
 }
@@ -761,7 +766,8 @@ static int load_file(const char *dir, struct static_file *f) {
   gw_buf_init(&b);
   char chunk[8192];
   size_t n;
-  while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0) gw_buf_add(&b, chunk, n);
+  while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0)
+    gw_buf_add(&b, chunk, n);
   int bad = ferror(fp);
   fclose(fp);
   if (bad || b.failed) {
@@ -794,17 +800,15 @@ int gw_http_start(struct gateway *g, struct gw_http **out) {
     lk_error("http_address must be an IPv4 address", "http_address=%s", g->cfg->http_address);
     return LK_EINVAL;
   }
-  h->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
-                          (uint16_t)g->cfg->http_port, NULL, NULL, on_request, h,
-                          MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
-                          MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
-                          MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)256,
-                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
+  h->d = MHD_start_daemon(
+      MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, (uint16_t)g->cfg->http_port,
+      NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_SOCK_ADDR,
+      (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+      MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+      (unsigned)256, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
   if (!h->d) {
-    lk_error("cannot start the HTTP server", "address=%s port=%ld err=\"%s\"",
-             g->cfg->http_address, g->cfg->http_port, strerror(errno));
+    lk_error("cannot start the HTTP server", "address=%s port=%ld err=\"%s\"", g->cfg->http_address,
+             g->cfg->http_port, strerror(errno));
     return LK_EIO;
   }
   const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD);
@@ -830,7 +834,8 @@ void gw_http_tick(struct gw_http *h, int64_t now_us) {
   h->last_heartbeat_us = now_us;
   /* A comment line keeps proxies from closing the stream and finds clients that went away
    * (a suspended connection does not notice a close until it writes). */
-  for (struct sse_client *c = h->sse.next; c != &h->sse; c = c->next) sse_append(c, ": hb\n\n", 6);
+  for (struct sse_client *c = h->sse.next; c != &h->sse; c = c->next)
+    sse_append(c, ": hb\n\n", 6);
 }
 
 void gw_http_status(const struct gw_http *h, char *buf, size_t len) {
@@ -862,7 +867,8 @@ void gw_http_stop(struct gw_http **hp) {
     MHD_stop_daemon(h->d);
     h->d = NULL;
   }
-  for (size_t i = 0; i < 3; i++) free(h->files[i].data);
+  for (size_t i = 0; i < 3; i++)
+    free(h->files[i].data);
   gw_buf_free(&h->row);
   /* The handles close asynchronously; the struct goes when the last one has. */
   int open = h->timer_open + h->poll_open;

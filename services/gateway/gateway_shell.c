@@ -45,7 +45,7 @@ static void wait_link(struct gateway *g, struct gw_waiter *w) {
 static void wait_unlink(struct gateway *g, struct gw_waiter *w) {
   w->prev->next = w->next;
   w->next->prev = w->prev;
-  w->prev = w->next = NULL;
+  w->prev = w->next = w; /* unlinked: a list of its own */
   g->waiting_count--;
 }
 
@@ -254,7 +254,8 @@ void gateway_status(struct lk_runtime *rt, char *buf, size_t len) {
 void gateway_stop(struct lk_runtime *rt) {
   struct gateway *g = rt->state;
   /* Every waiting request gets its answer (none) before the HTTP side goes away. */
-  while (g->waiting.next && g->waiting.next != &g->waiting) wait_expire(g, g->waiting.next);
+  while (g->waiting.next && g->waiting.next != &g->waiting)
+    wait_expire(g, g->waiting.next);
   if (g->stream) lk_stream_destroy(&g->stream);
   if (g->http) gw_http_stop(&g->http);
   if (g->feed_open) gw_feed_stop(&g->feed);

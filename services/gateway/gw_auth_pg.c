@@ -71,8 +71,7 @@ int gw_auth_start(struct gw_auth *a, uv_loop_t *loop, const char *pg, unsigned r
   memset(a, 0, sizeof *a);
   gw_rate_init(&a->rate, 0, 0);
   unsigned ms = refresh_ms ? refresh_ms : GW_AUTH_REFRESH_MS;
-  if (lk_pg_reload_start(&a->reload, loop, pg, ms, read_tokens, take_tokens, free_tokens, a) !=
-      0) {
+  if (lk_pg_reload_start(&a->reload, loop, pg, ms, read_tokens, take_tokens, free_tokens, a) != 0) {
     lk_error("cannot start the token refresh", "err=\"timer\"");
     return LK_EIO;
   }

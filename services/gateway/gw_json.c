@@ -38,7 +38,8 @@ void gw_json_incident(struct gw_buf *b, const struct gw_view *v, const struct gw
   field(b, "building", inc->building);
   field(b, "unit", inc->unit);
   gw_buf_printf(b, ",\"floor\":%d", (int)inc->floor);
-  if (inc->lat != 0 || inc->lon != 0) gw_buf_printf(b, ",\"lat\":%.6f,\"lon\":%.6f", inc->lat, inc->lon);
+  if (inc->lat != 0 || inc->lon != 0)
+    gw_buf_printf(b, ",\"lat\":%.6f,\"lon\":%.6f", inc->lat, inc->lon);
   gw_buf_puts(b, ",\"description\":");
   gw_buf_json_str(b, inc->description ? inc->description : "");
   field(b, "device", inc->device_id);

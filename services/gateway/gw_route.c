@@ -59,10 +59,10 @@ int gw_route_parse(const char *method, const char *path, struct gw_route *r) {
   if (strcmp(path, "/api/me") == 0) return want(method, m, r, GW_R_ME, GW_NEED_READ);
   if (strcmp(path, "/api/district") == 0) return want(method, m, r, GW_R_DISTRICT, GW_NEED_READ);
   if (strcmp(path, "/api/stream") == 0) return want(method, m, r, GW_R_STREAM, GW_NEED_READ);
-  if (strcmp(path, "/api/incidents") == 0)
-    return want(method, m, r, GW_R_INCIDENTS, GW_NEED_READ);
+  if (strcmp(path, "/api/incidents") == 0) return want(method, m, r, GW_R_INCIDENTS, GW_NEED_READ);
   if (strcmp(path, "/api/planned-work") == 0) {
-    if (strcmp(method, "POST") == 0) return want(method, "POST", r, GW_R_WINDOW_DECLARE, GW_NEED_ACT);
+    if (strcmp(method, "POST") == 0)
+      return want(method, "POST", r, GW_R_WINDOW_DECLARE, GW_NEED_ACT);
     return want(method, m, r, GW_R_WINDOWS, GW_NEED_READ);
   }
   if (strncmp(path, "/api/planned-work/", 18) == 0) {

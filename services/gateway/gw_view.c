@@ -167,9 +167,8 @@ static void describe(const Linkage__V1__Event *ev, char *out, size_t n) {
     break;
   case LINKAGE__V1__EVENT__BODY_ESCALATED:
   case LINKAGE__V1__EVENT__BODY_DE_ESCALATED: {
-    const Linkage__V1__Escalated *e = ev->body_case == LINKAGE__V1__EVENT__BODY_ESCALATED
-                                          ? ev->escalated
-                                          : ev->de_escalated;
+    const Linkage__V1__Escalated *e =
+        ev->body_case == LINKAGE__V1__EVENT__BODY_ESCALATED ? ev->escalated : ev->de_escalated;
     snprintf(out, n, "%s -> %s %s: %s", tier(e->from_tier), tier(e->to_tier), e->organisation_id,
              e->reason);
     break;
@@ -201,9 +200,7 @@ static void describe(const Linkage__V1__Event *ev, char *out, size_t n) {
     break;
   case LINKAGE__V1__EVENT__BODY_RESOLVED: snprintf(out, n, "%s", ev->resolved->summary); break;
   case LINKAGE__V1__EVENT__BODY_CLOSED: snprintf(out, n, "%s", ev->closed->reason); break;
-  case LINKAGE__V1__EVENT__BODY_ACKNOWLEDGED:
-    snprintf(out, n, "%s", ev->acknowledged->note);
-    break;
+  case LINKAGE__V1__EVENT__BODY_ACKNOWLEDGED: snprintf(out, n, "%s", ev->acknowledged->note); break;
   case LINKAGE__V1__EVENT__BODY_OVERDUE:
     snprintf(out, n, "%s deadline missed at %s", ev->overdue->deadline, tier(ev->overdue->tier));
     break;
@@ -237,7 +234,8 @@ static void add_step(struct gw_incident *inc, uint64_t position, const Linkage__
      * it), so it takes the place of the newest step that made none. */
     if (!cap) return;
     uint32_t i = inc->step_count;
-    while (i > 0 && inc->steps[i - 1].cap) i--;
+    while (i > 0 && inc->steps[i - 1].cap)
+      i--;
     if (i == 0) return;
     memmove(&inc->steps[i - 1], &inc->steps[i], (inc->step_count - i) * sizeof inc->steps[0]);
     inc->step_count--;
@@ -316,9 +314,8 @@ uint32_t gw_view_apply(struct gw_view *v, uint64_t position, const Linkage__V1__
   }
   case LINKAGE__V1__EVENT__BODY_ESCALATED:
   case LINKAGE__V1__EVENT__BODY_DE_ESCALATED: {
-    const Linkage__V1__Escalated *e = ev->body_case == LINKAGE__V1__EVENT__BODY_ESCALATED
-                                          ? ev->escalated
-                                          : ev->de_escalated;
+    const Linkage__V1__Escalated *e =
+        ev->body_case == LINKAGE__V1__EVENT__BODY_ESCALATED ? ev->escalated : ev->de_escalated;
     retier(inc, e->to_tier, e->organisation_id, e->acknowledge_by_us, e->resolve_by_us);
     set_state(v, inc, GW_ROUTED);
     break;
@@ -335,8 +332,7 @@ uint32_t gw_view_apply(struct gw_view *v, uint64_t position, const Linkage__V1__
     break;
   case LINKAGE__V1__EVENT__BODY_DISPATCHED:
     inc->units_assigned++;
-    if (ev->dispatched->lead)
-      copy(inc->lead_unit, sizeof inc->lead_unit, ev->dispatched->unit_id);
+    if (ev->dispatched->lead) copy(inc->lead_unit, sizeof inc->lead_unit, ev->dispatched->unit_id);
     set_state(v, inc, GW_DISPATCHED);
     break;
   case LINKAGE__V1__EVENT__BODY_UNIT_ON_SCENE: set_state(v, inc, GW_ON_SCENE); break;

@@ -286,8 +286,9 @@ static void announce(struct run *r) {
          "  gateway   http://%s:%s/  dashboard, API, CAP, Open311 (linkagectl token add)\n"
          "  feed      %-28s incident feed (PUB); replays on %s\n",
          r->cfg.intake_endpoint, r->cfg.ledger_endpoint, r->cfg.ledger_stream,
-         r->cfg.router_endpoint, r->cfg.dispatch_endpoint, env_or("LINKAGE_HTTP_ADDRESS", "127.0.0.1"),
-         env_or("LINKAGE_HTTP_PORT", "8080"), env_or("LINKAGE_FEED_ENDPOINT", "tcp://127.0.0.1:7006"),
+         r->cfg.router_endpoint, r->cfg.dispatch_endpoint,
+         env_or("LINKAGE_HTTP_ADDRESS", "127.0.0.1"), env_or("LINKAGE_HTTP_PORT", "8080"),
+         env_or("LINKAGE_FEED_ENDPOINT", "tcp://127.0.0.1:7006"),
          env_or("LINKAGE_FEED_REPLAY_ENDPOINT", "tcp://127.0.0.1:7007"));
   for (i = 0; i < r->count; i++) {
     ctl_control_endpoint(r->kids[i].daemon->name, endpoint, sizeof endpoint);

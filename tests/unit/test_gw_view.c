@@ -295,8 +295,7 @@ LK_TEST(actions_become_router_commands) {
   char err[128];
   struct args a = {{"reason"}, {"too slow"}};
   gw_route_parse("POST", "/api/incidents/inc-7/escalate", &r);
-  LK_CHECK_EQ_INT(gw_command_build(&r, args_get, &a, "alice", "gw-1", &c, err, sizeof err),
-                  LK_OK);
+  LK_CHECK_EQ_INT(gw_command_build(&r, args_get, &a, "alice", "gw-1", &c, err, sizeof err), LK_OK);
   LK_CHECK_EQ_INT(c.cmd.body_case, LINKAGE__V1__COMMAND__BODY_ESCALATE);
   LK_CHECK_STR(c.cmd.incident_id, "inc-7");
   LK_CHECK_STR(c.cmd.actor, "alice");
@@ -306,8 +305,7 @@ LK_TEST(actions_become_router_commands) {
   /* The client's command id makes a retry the same command. */
   struct args b = {{"command_id", "reason"}, {"9f1c-retry", "done"}};
   gw_route_parse("POST", "/api/incidents/inc-7/close", &r);
-  LK_CHECK_EQ_INT(gw_command_build(&r, args_get, &b, "alice", "gw-2", &c, err, sizeof err),
-                  LK_OK);
+  LK_CHECK_EQ_INT(gw_command_build(&r, args_get, &b, "alice", "gw-2", &c, err, sizeof err), LK_OK);
   LK_CHECK_STR(c.cmd.command_id, "9f1c-retry");
   LK_CHECK_STR(c.cmd.close->reason, "done");
 
@@ -322,8 +320,7 @@ LK_TEST(actions_become_router_commands) {
   struct args pw = {{"compound", "from", "to", "reason"},
                     {"spring-square", "1795798500000", "1795802100000", "water"}};
   gw_route_parse("POST", "/api/planned-work", &r);
-  LK_CHECK_EQ_INT(gw_command_build(&r, args_get, &pw, "alice", "gw-5", &c, err, sizeof err),
-                  LK_OK);
+  LK_CHECK_EQ_INT(gw_command_build(&r, args_get, &pw, "alice", "gw-5", &c, err, sizeof err), LK_OK);
   LK_CHECK_EQ_INT(c.cmd.body_case, LINKAGE__V1__COMMAND__BODY_DECLARE_PLANNED_WORK);
   LK_CHECK_EQ_INT(c.cmd.declare_planned_work->from_us, 1795798500000000LL);
   LK_CHECK_STR(c.cmd.declare_planned_work->window_id, "gw-5");
