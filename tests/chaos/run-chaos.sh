@@ -1,6 +1,8 @@
 #!/bin/sh
 # `make chaos`: the long versions of the chaos tests (LINKAGE_CHAOS_LONG=1): a minute of
-# overload, and bad peers in three alternating rounds of 10 s with the 95% threshold.
+# overload, bad peers in three alternating rounds of 10 s with the 95% threshold, and
+# test_chaos.py's faults (kill -9, PostgreSQL immediate stop, SIGSTOP, link cut / degrade /
+# loss between network namespaces) in shuffled rounds for LINKAGE_CHAOS_SECONDS (300) under load.
 # `make test` runs the same programs short (tests/run-all.sh). Prints each program's output
 # and a total line, `N passed, N failed`.
 set -u
