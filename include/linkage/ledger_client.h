@@ -17,6 +17,7 @@
  * beyond that lk_ledger_append returns LK_EFULL and never calls back. */
 
 struct lk_ledger_client;
+struct lk_link;
 
 /* reply is borrowed for the call. On timeout the client synthesises a reply
  * with status BUSY and error "ledger did not answer". */
@@ -24,10 +25,11 @@ typedef void (*lk_append_cb)(void *data, const Linkage__V1__AppendReply *reply);
 typedef void (*lk_replay_cb)(void *data, const Linkage__V1__ReplayReply *reply);
 
 struct lk_ledger_client_opts {
-  const char *endpoint; /* the ledger's request endpoint */
-  unsigned max_pending; /* default 65536 */
-  unsigned timeout_ms;  /* resend after; default 1000 */
-  unsigned give_up_ms;  /* BUSY after; default 10000 */
+  const char *endpoint;       /* the ledger's request endpoint */
+  unsigned max_pending;       /* default 65536 */
+  unsigned timeout_ms;        /* resend after; default 1000 */
+  unsigned give_up_ms;        /* BUSY after; default 10000 */
+  const struct lk_link *link; /* borrowed, may be NULL: CURVE on the link (linkage/zap.h) */
 };
 
 struct lk_ledger_client *lk_ledger_client_new(uv_loop_t *loop, void *zctx,

@@ -25,6 +25,7 @@ struct lk_stream_opts {
   struct lk_ledger_client *client; /* borrowed; used for replays */
   uint64_t after_position;         /* deliver positions > this */
   uint32_t replay_batch;           /* default 1000 */
+  const struct lk_link *link;      /* borrowed, may be NULL: CURVE on the link (linkage/zap.h) */
 };
 
 struct lk_stream *lk_stream_new(uv_loop_t *loop, void *zctx, const struct lk_stream_opts *opts,

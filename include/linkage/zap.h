@@ -94,6 +94,49 @@ int lk_endpoint_is_local(const char *endpoint);
 /* Reads a Z85 secret key (the first 40 non-blank characters of the file,
  * or the line "secret = ..." that `linkagectl keys gen --out` writes). */
 int lk_curve_read_secret(const char *path, char out[LK_KEY_Z85 + 1], char *err, size_t errlen);
+/* The Z85 key on the line "<name> = KEY" ("public" or "secret") of a keys gen file; 0 or -1. */
+int lk_curve_read_key(const char *path, const char *name, char out[LK_KEY_Z85 + 1]);
+
+/* ---- the links between daemons ---- */
+
+/* When the daemons run on different hosts, their links (the ledger's requests and committed
+ * stream, the router's commands, the gateway's relay to intake) can speak CURVE too. The stack
+ * has one key pair of its own, link_key_file (`linkagectl keys gen --out`), copied to every host:
+ * a link server socket uses its secret, a link client presents the pair and expects its public
+ * key from the server, and the ZAP handler admits on the link domain only that key, naming the
+ * peer LK_LINK_USER. The same key is admitted on the device port as a trusted relay (the
+ * gateway's Open311 reports, which carry other device ids). */
+#define LK_LINK_DOMAIN "linkage-link"
+/* The two settings of a daemon's links, for its config table (T: its config struct, with
+ * `int link_curve` and `char link_key_file[LK_CONFIG_STR]`). */
+#define LK_LINK_CONFIG(T)                                                                          \
+  {"link_curve",                                                                                   \
+   LK_CFG_BOOL,                                                                                    \
+   offsetof(T, link_curve),                                                                        \
+   0,                                                                                              \
+   0,                                                                                              \
+   "false",                                                                                        \
+   "CURVE on the links between daemons (ledger requests and stream, router commands)"},            \
+  {                                                                                                \
+    "link_key_file", LK_CFG_STRING, offsetof(T, link_key_file), 0, 0, "",                          \
+        "the stack's link key pair (linkagectl keys gen --out), the same file on every host"       \
+  }
+#define LK_LINK_USER "@link"
+
+struct lk_link {
+  int curve;
+  char public_key[LK_KEY_Z85 + 1];
+  char secret_key[LK_KEY_Z85 + 1];
+};
+
+/* curve 0: plain links (nothing read). Otherwise reads the pair from key_file (its secret; the
+ * public key is derived). Returns LK_OK, or an error after logging. */
+int lk_link_load(struct lk_link *l, int curve, const char *key_file);
+/* Sets a link server socket's CURVE fields (nothing when the links are plain). */
+void lk_link_server_opts(const struct lk_link *l, struct lk_zsock_opts *o);
+/* Sets a link client socket's CURVE fields; server_key NULL means the link key itself (every
+ * link server but intake's device port, whose server key is curve_server_key_file's). */
+void lk_link_client_opts(const struct lk_link *l, const char *server_key, struct lk_zsock_opts *o);
 
 /* ---- the daemon side: handler, registry refresh, per-message check ---- */
 
@@ -104,10 +147,12 @@ struct lk_auth_opts {
   const char *endpoint; /* the port to protect, for the loopback rule */
   int curve;            /* CURVE on (0: plain; the endpoint must then be local) */
   const char *secret_file;
+  const struct lk_link *link; /* borrowed, may be NULL: with link CURVE the handler admits it */
 };
 
 struct lk_auth {
   int curve;
+  struct lk_link link; /* a copy: the link key the handler admits (link.curve 0: none) */
   char kind[16];
   char secret[LK_KEY_Z85 + 1];
   struct lk_keyring *ring; /* the registry in force; owned */
@@ -120,7 +165,9 @@ struct lk_auth {
 /* Checks the loopback rule, and with CURVE on: reads the secret key, starts
  * the ZAP handler, loads the registry once (an unreadable registry admits
  * nobody until a refresh succeeds) and arms the refresh timer. Call before
- * binding the protected socket. Returns LK_OK, or an error after logging. */
+ * binding the protected socket. With link CURVE the handler runs too (a
+ * daemon without a device or unit port passes kind and endpoint NULL and
+ * curve 0). Returns LK_OK, or an error after logging. */
 int lk_auth_start(struct lk_auth *a, uv_loop_t *loop, void *zctx, const struct lk_auth_opts *o);
 
 /* Options for the protected socket: sets o's CURVE server fields when on. */

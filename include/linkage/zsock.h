@@ -50,6 +50,10 @@ struct lk_zsock_opts {
    * domain is set, so the process's ZAP handler (linkage/zap.h) decides. */
   const char *curve_secret;
   const char *zap_domain;
+  /* CURVE client (when curve_secret is NULL): the server's Z85 public key and our own pair. */
+  const char *curve_server_key;
+  const char *curve_public;
+  const char *curve_client_secret;
 };
 
 /* Creates a socket of `type`, applies opts (NULL for defaults), binds or

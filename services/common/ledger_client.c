@@ -18,6 +18,7 @@
 #include "linkage/clock.h"
 #include "linkage/error.h"
 #include "linkage/log.h"
+#include "linkage/zap.h"
 
 #define HEADROOM 11 /* tag byte + the longest varint, for the request id */
 #define NONE UINT32_MAX
@@ -180,6 +181,7 @@ struct lk_ledger_client *lk_ledger_client_new(uv_loop_t *loop, void *zctx,
    * only come back through resends. */
   int hwm = (int)c->nslots + 1000;
   struct lk_zsock_opts zo = {.linger_ms = 0, .maxmsg = 64 << 20, .sndhwm = hwm, .rcvhwm = hwm};
+  lk_link_client_opts(opts->link, NULL, &zo);
   char ep[520];
   snprintf(ep, sizeof ep, "%s%s", (c->endpoint[0] == '@' || c->endpoint[0] == '>') ? "" : ">",
            c->endpoint);

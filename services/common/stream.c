@@ -13,6 +13,7 @@
 
 #include "linkage/error.h"
 #include "linkage/log.h"
+#include "linkage/zap.h"
 
 struct lk_stream {
   uv_loop_t *loop;
@@ -111,6 +112,7 @@ struct lk_stream *lk_stream_new(uv_loop_t *loop, void *zctx, const struct lk_str
            opts->pub_endpoint);
   /* A subscriber that falls behind loses messages at its high-water mark and replays. */
   struct lk_zsock_opts zo = {.linger_ms = 0, .maxmsg = 4 << 20, .rcvhwm = 100000};
+  lk_link_client_opts(opts->link, NULL, &zo);
   if (lk_zsock_open(&s->sub, loop, zctx, ZMQ_SUB, ep, &zo, on_committed, s, "ledger_stream")) {
     free(s);
     return NULL;

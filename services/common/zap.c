@@ -174,7 +174,26 @@ int lk_curve_read_secret(const char *path, char out[LK_KEY_Z85 + 1], char *err, 
   return rc;
 }
 
+int lk_curve_read_key(const char *path, const char *name, char out[LK_KEY_Z85 + 1]) {
+  FILE *f = fopen(path, "r");
+  char line[256], fmt[32];
+  uint8_t bin[LK_KEY_LEN];
+  int rc = -1;
+  if (!f) return -1;
+  snprintf(fmt, sizeof fmt, "%s = %%40s", name);
+  while (rc != 0 && fgets(line, sizeof line, f))
+    if (sscanf(line, fmt, out) == 1 && strlen(out) == LK_KEY_Z85 && zmq_z85_decode(bin, out))
+      rc = 0;
+  fclose(f);
+  return rc;
+}
+
 /* ---- the handler on the loop ---- */
+
+static int link_key_is(const struct lk_auth *a, const void *key) {
+  uint8_t bin[LK_KEY_LEN];
+  return zmq_z85_decode(bin, a->link.public_key) && memcmp(bin, key, LK_KEY_LEN) == 0;
+}
 
 static void on_zap(struct lk_zsock *s, struct lk_frames *m, void *data) {
   struct lk_auth *a = data;
@@ -185,7 +204,19 @@ static void on_zap(struct lk_zsock *s, struct lk_frames *m, void *data) {
     lens[i] = zmq_msg_size(&m->frame[i]);
   }
   struct lk_zap_reply r;
-  lk_zap_decide(a->ring, frames, lens, m->count, &r);
+  int link_domain = m->count > 2 && frame_is(frames[2], lens[2], LK_LINK_DOMAIN);
+  /* The link key: the only one on the link domain, and a trusted relay on the device port. */
+  if (a->link.curve && m->count == 7 && lens[6] == LK_KEY_LEN && link_key_is(a, frames[6])) {
+    struct lk_keyring one = {0};
+    struct lk_key_entry e;
+    memcpy(e.key, frames[6], LK_KEY_LEN);
+    snprintf(e.id, sizeof e.id, "%s", LK_LINK_USER);
+    one.v = &e;
+    one.n = 1;
+    lk_zap_decide(&one, frames, lens, m->count, &r);
+  } else {
+    lk_zap_decide(link_domain ? NULL : a->ring, frames, lens, m->count, &r);
+  }
   if (m->truncated) reply_status(&r, "500", "malformed ZAP request: too many frames");
   char addr[64] = "";
   if (m->count > 3) snprintf(addr, sizeof addr, "%.*s", (int)lens[3], (const char *)frames[3]);
@@ -264,21 +295,33 @@ static void take_keys(void *data, void *snapshot, const char *err) {
     lk_info("key registry changed", "kind=%s keys=%zu before=%zu", a->kind, a->ring->n, before);
 }
 
+/* Without a handler libzmq admits every client that knows the server key: the handler must be
+ * up before a protected socket binds, and we do not start without it. */
+static int start_handler(struct lk_auth *a, uv_loop_t *loop, void *zctx) {
+  struct lk_zsock_opts zo = {.linger_ms = 0, .maxmsg = 4096};
+  if (lk_zsock_open(&a->zap, loop, zctx, ZMQ_REP, "@" LK_ZAP_ENDPOINT, &zo, on_zap, a, "zap") !=
+      LK_OK) {
+    lk_error("cannot start the ZAP handler; refusing to run CURVE without it", NULL);
+    return LK_EIO;
+  }
+  a->zap_open = 1;
+  return LK_OK;
+}
+
 int lk_auth_start(struct lk_auth *a, uv_loop_t *loop, void *zctx, const struct lk_auth_opts *o) {
   char err[512];
   memset(a, 0, sizeof *a);
   a->curve = o->curve;
-  snprintf(a->kind, sizeof a->kind, "%s", o->kind);
-  if (!o->curve) {
-    if (!lk_endpoint_is_local(o->endpoint)) {
-      lk_error("refusing to bind without CURVE",
-               "endpoint=\"%s\" err=\"refusing to bind %s "
-               "without CURVE: set curve=true\"",
-               o->endpoint, o->endpoint);
-      return LK_EINVAL;
-    }
-    return LK_OK;
+  if (o->link) a->link = *o->link;
+  snprintf(a->kind, sizeof a->kind, "%s", o->kind ? o->kind : "link");
+  if (!o->curve && o->endpoint && !lk_endpoint_is_local(o->endpoint)) {
+    lk_error("refusing to bind without CURVE",
+             "endpoint=\"%s\" err=\"refusing to bind %s "
+             "without CURVE: set curve=true\"",
+             o->endpoint, o->endpoint);
+    return LK_EINVAL;
   }
+  if (!o->curve) return a->link.curve ? start_handler(a, loop, zctx) : LK_OK;
   if (!o->secret_file || !o->secret_file[0]) {
     lk_error("curve is on but curve_secret_file is not set", NULL);
     return LK_EINVAL;
@@ -287,15 +330,7 @@ int lk_auth_start(struct lk_auth *a, uv_loop_t *loop, void *zctx, const struct l
     lk_error("cannot read the CURVE secret key", "err=\"%s\"", err);
     return LK_EINVAL;
   }
-  /* Without a handler libzmq admits every client that knows the server key: the handler
-   * must be up before the protected socket binds, and we do not start without it. */
-  struct lk_zsock_opts zo = {.linger_ms = 0, .maxmsg = 4096};
-  if (lk_zsock_open(&a->zap, loop, zctx, ZMQ_REP, "@" LK_ZAP_ENDPOINT, &zo, on_zap, a, "zap") !=
-      LK_OK) {
-    lk_error("cannot start the ZAP handler; refusing to run CURVE without it", NULL);
-    return LK_EIO;
-  }
-  a->zap_open = 1;
+  if (start_handler(a, loop, zctx) != LK_OK) return LK_EIO;
   /* The first read blocks, before the loop runs: the port should not open on an empty
    * registry when the database is there. */
   unsigned ms = o->refresh_ms ? o->refresh_ms : 2000;
@@ -310,6 +345,41 @@ int lk_auth_start(struct lk_auth *a, uv_loop_t *loop, void *zctx, const struct l
   }
   lk_info("curve on", "kind=%s keys=%zu refresh_ms=%u", a->kind, a->ring->n, ms);
   return LK_OK;
+}
+
+/* ---- links ---- */
+
+int lk_link_load(struct lk_link *l, int curve, const char *key_file) {
+  char err[512];
+  memset(l, 0, sizeof *l);
+  if (!curve) return LK_OK;
+  if (!key_file || !key_file[0]) {
+    lk_error("link_curve is on but link_key_file is not set", NULL);
+    return LK_EINVAL;
+  }
+  if (lk_curve_read_secret(key_file, l->secret_key, err, sizeof err) != LK_OK) {
+    lk_error("cannot read the link key", "err=\"%s\"", err);
+    return LK_EINVAL;
+  }
+  if (zmq_curve_public(l->public_key, l->secret_key) != 0) {
+    lk_error("cannot derive the link's public key", "err=\"%s\"", zmq_strerror(errno));
+    return LK_EINVAL;
+  }
+  l->curve = 1;
+  return LK_OK;
+}
+
+void lk_link_server_opts(const struct lk_link *l, struct lk_zsock_opts *o) {
+  if (!l || !l->curve) return;
+  o->curve_secret = l->secret_key;
+  o->zap_domain = LK_LINK_DOMAIN;
+}
+
+void lk_link_client_opts(const struct lk_link *l, const char *server_key, struct lk_zsock_opts *o) {
+  if (!l || !l->curve) return;
+  o->curve_server_key = server_key ? server_key : l->public_key;
+  o->curve_public = l->public_key;
+  o->curve_client_secret = l->secret_key;
 }
 
 void lk_auth_socket_opts(const struct lk_auth *a, struct lk_zsock_opts *o) {
@@ -327,6 +397,9 @@ int lk_auth_check(struct lk_auth *a, const struct lk_frames *m, char *user_id) {
   const char *uid = zmq_msg_gets(f, "User-Id");
   const char *key = zmq_msg_gets(f, LK_ZAP_KEY_PROPERTY);
   if (uid) snprintf(user_id, LK_ID_MAX, "%s", uid);
+  if (a->link.curve && uid && strcmp(uid, LK_LINK_USER) == 0 && key &&
+      strcmp(key, a->link.public_key) == 0)
+    return LK_OK;
   if (lk_zap_still_admitted(a->ring, uid, key)) return LK_OK;
   a->revoked_refused++;
   return LK_ENOENT;

@@ -142,6 +142,13 @@ int lk_zsock_open(struct lk_zsock *s, uv_loop_t *loop, void *zctx, int type, con
         zopt(s->zs, ZMQ_CURVE_SECRETKEY, opts->curve_secret, strlen(opts->curve_secret), s->name) ||
         zopt(s->zs, ZMQ_ZAP_DOMAIN, dom, strlen(dom), s->name))
       goto fail_socket;
+  } else if (opts->curve_server_key) {
+    if (zopt(s->zs, ZMQ_CURVE_SERVERKEY, opts->curve_server_key, strlen(opts->curve_server_key),
+             s->name) ||
+        zopt(s->zs, ZMQ_CURVE_PUBLICKEY, opts->curve_public, strlen(opts->curve_public), s->name) ||
+        zopt(s->zs, ZMQ_CURVE_SECRETKEY, opts->curve_client_secret,
+             strlen(opts->curve_client_secret), s->name))
+      goto fail_socket;
   }
 
   int bind = (type == ZMQ_ROUTER || type == ZMQ_PUB || type == ZMQ_XPUB || type == ZMQ_REP);

@@ -672,10 +672,12 @@ int dispatch_start(struct lk_runtime *rt) {
   if (lk_map_init(&ds->inflight, 1024) != LK_OK) goto fail;
   inflight_grow(ds, 1);
 
-  struct lk_ledger_client_opts lo = {.endpoint = cfg->ledger_endpoint};
+  if (lk_link_load(&ds->link, cfg->link_curve, cfg->link_key_file) != LK_OK) goto fail;
+  struct lk_ledger_client_opts lo = {.endpoint = cfg->ledger_endpoint, .link = &ds->link};
   ds->ledger = lk_ledger_client_new(rt->loop, rt->zctx, &lo);
   if (!ds->ledger) goto fail;
-  struct lk_stream_opts so = {.pub_endpoint = cfg->ledger_stream, .client = ds->ledger};
+  struct lk_stream_opts so = {
+      .pub_endpoint = cfg->ledger_stream, .client = ds->ledger, .link = &ds->link};
   ds->stream = lk_stream_new(rt->loop, rt->zctx, &so, on_committed, ds);
   if (!ds->stream) goto fail;
   struct lk_zsock_opts zo = {.linger_ms = 200, .maxmsg = 64 * 1024, .router_mandatory = 1};
@@ -686,6 +688,7 @@ int dispatch_start(struct lk_runtime *rt) {
       .endpoint = cfg->dispatch_endpoint,
       .curve = cfg->curve,
       .secret_file = cfg->curve_secret_file,
+      .link = &ds->link,
   };
   if (lk_auth_start(&ds->auth, rt->loop, rt->zctx, &ao) != LK_OK) goto fail;
   lk_auth_socket_opts(&ds->auth, &zo);

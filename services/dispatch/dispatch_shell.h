@@ -27,6 +27,8 @@ struct dispatch_config {
   int curve;
   char curve_secret_file[LK_CONFIG_STR];
   long keys_refresh_ms;
+  int link_curve;
+  char link_key_file[LK_CONFIG_STR];
 };
 
 #define DISPATCH_IDENTITY_MAX 256
@@ -49,6 +51,7 @@ struct dispatch {
   struct lk_ledger_client *ledger;
   struct lk_stream *stream;
   struct lk_auth auth; /* CURVE: the ZAP handler and the unit key registry */
+  struct lk_link link; /* CURVE on the links to the ledger when on several hosts */
   struct lk_zsock units;
   uv_timer_t timer;
   int timer_open, units_open, state_open;

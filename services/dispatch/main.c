@@ -40,6 +40,7 @@ static const struct lk_config_entry dispatch_config_table[] = {
      "", "the server's Z85 secret key (linkagectl keys gen --out FILE)"},
     {"keys_refresh_ms", LK_CFG_INT, offsetof(struct dispatch_config, keys_refresh_ms), 100, 3600000,
      "2000", "re-read the key registry this often (a revoked key is shut out within it)"},
+    LK_LINK_CONFIG(struct dispatch_config),
 };
 
 static const struct lk_service dispatch_service = {

@@ -177,19 +177,31 @@ int gateway_start(struct lk_runtime *rt) {
     return LK_ENOMEM;
   g->auth_open = 1;
 
-  struct lk_ledger_client_opts lo = {.endpoint = g->cfg->ledger_endpoint};
+  if (lk_link_load(&g->link, g->cfg->link_curve, g->cfg->link_key_file) != LK_OK) return LK_EINVAL;
+  if (g->link.curve && g->cfg->curve_server_key_file[0] &&
+      lk_curve_read_key(g->cfg->curve_server_key_file, "public", g->intake_key) != 0) {
+    lk_error("cannot read intake's public key", "curve_server_key_file=\"%s\"",
+             g->cfg->curve_server_key_file);
+    return LK_EINVAL;
+  }
+  struct lk_ledger_client_opts lo = {.endpoint = g->cfg->ledger_endpoint, .link = &g->link};
   g->ledger = lk_ledger_client_new(rt->loop, rt->zctx, &lo);
   if (!g->ledger) return LK_EIO;
 
   struct lk_zsock_opts zo = {.linger_ms = 0, .sndhwm = 4096, .rcvhwm = 4096};
+  lk_link_client_opts(&g->link, NULL, &zo);
   char ep[LK_CONFIG_STR + 2];
   snprintf(ep, sizeof ep, ">%s", g->cfg->router_endpoint);
   if (lk_zsock_open(&g->router, rt->loop, rt->zctx, ZMQ_DEALER, ep, &zo, on_router_reply, g,
                     "router") != LK_OK)
     return LK_EIO;
   g->router_open = 1;
+  /* Intake's device port is not a link: CURVE there only when devices speak it, and then the
+   * link key is admitted as a relay of other devices' reports. */
+  struct lk_zsock_opts io = {.linger_ms = 0, .sndhwm = 4096, .rcvhwm = 4096};
+  if (g->intake_key[0]) lk_link_client_opts(&g->link, g->intake_key, &io);
   snprintf(ep, sizeof ep, ">%s", g->cfg->intake_endpoint);
-  if (lk_zsock_open(&g->intake, rt->loop, rt->zctx, ZMQ_DEALER, ep, &zo, on_intake_reply, g,
+  if (lk_zsock_open(&g->intake, rt->loop, rt->zctx, ZMQ_DEALER, ep, &io, on_intake_reply, g,
                     "intake") != LK_OK)
     return LK_EIO;
   g->intake_open = 1;
@@ -204,7 +216,8 @@ int gateway_start(struct lk_runtime *rt) {
 
   if (gw_http_start(g, &g->http) != LK_OK) return LK_EIO;
 
-  struct lk_stream_opts so = {.pub_endpoint = g->cfg->ledger_stream, .client = g->ledger};
+  struct lk_stream_opts so = {
+      .pub_endpoint = g->cfg->ledger_stream, .client = g->ledger, .link = &g->link};
   g->stream = lk_stream_new(rt->loop, rt->zctx, &so, on_committed, g);
   if (!g->stream) return LK_EIO;
   lk_info("gateway started", "http=%s:%ld feed=%s replay=%s", g->cfg->http_address,

@@ -15,6 +15,7 @@
 #include "linkage/ledger_client.h"
 #include "linkage/service.h"
 #include "linkage/stream.h"
+#include "linkage/zap.h"
 #include "linkage/zsock.h"
 
 struct gateway_config {
@@ -34,6 +35,9 @@ struct gateway_config {
   long upstream_timeout_ms;
   long sse_max_clients;
   long tokens_refresh_ms;
+  int link_curve;
+  char link_key_file[LK_CONFIG_STR];
+  char curve_server_key_file[LK_CONFIG_STR];
 };
 
 /* An HTTP request waiting for the router's or intake's answer. Owned by the HTTP side; the
@@ -54,6 +58,8 @@ struct gateway {
   struct lk_runtime *rt;
   struct gateway_config *cfg; /* borrowed from rt */
   struct lk_district *district;
+  struct lk_link link; /* CURVE on the links (ledger, router, intake) when on several hosts */
+  char intake_key[LK_KEY_Z85 + 1]; /* intake's device-port server key, when it speaks CURVE */
   struct gw_view view;
   int view_open;
   struct lk_ledger_client *ledger;

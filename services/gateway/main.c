@@ -44,6 +44,10 @@ static const struct lk_config_entry gateway_config_table[] = {
      "live dashboard connections at most"},
     {"tokens_refresh_ms", LK_CFG_INT, CFG(tokens_refresh_ms), 100, 3600000, "2000",
      "re-read the token registry this often (a revoked token stops working within it)"},
+    LK_LINK_CONFIG(struct gateway_config),
+    {"curve_server_key_file", LK_CFG_STRING, CFG(curve_server_key_file), 0, 0, "",
+     "intake's device-port key file (its public line), when devices speak CURVE: the gateway "
+     "then relays Open311 reports with the link key"},
 };
 
 static const struct lk_service gateway_service = {

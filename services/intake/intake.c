@@ -223,8 +223,10 @@ int intake_start(struct lk_runtime *rt) {
     lk_error("cannot load district", "err=\"%s\"", lk_log_quote(q, sizeof(q), err));
     return LK_EINVAL;
   }
+  if (lk_link_load(&in->link, cfg->link_curve, cfg->link_key_file) != LK_OK) return LK_EINVAL;
   struct lk_ledger_client_opts lo = {
       .endpoint = cfg->ledger_endpoint,
+      .link = &in->link,
       /* one more than ours: the client keeps one slot back, and our own count
        * is what answers BUSY first */
       .max_pending = (unsigned)cfg->inflight_max + 1,
@@ -248,6 +250,7 @@ int intake_start(struct lk_runtime *rt) {
       .endpoint = cfg->intake_endpoint,
       .curve = cfg->curve,
       .secret_file = cfg->curve_secret_file,
+      .link = &in->link,
   };
   if (lk_auth_start(&in->auth, rt->loop, rt->zctx, &ao) != LK_OK) return LK_EINVAL;
   lk_auth_socket_opts(&in->auth, &zo);

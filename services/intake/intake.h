@@ -25,6 +25,8 @@ struct intake_config {
   int curve;
   char curve_secret_file[LK_CONFIG_STR];
   long keys_refresh_ms;
+  int link_curve;
+  char link_key_file[LK_CONFIG_STR];
 };
 
 /* Room for a routing envelope kept while the ledger works: the peer's
@@ -56,6 +58,7 @@ struct intake {
   struct intake_limits limits;
   struct lk_district *district;
   struct lk_auth auth; /* CURVE: the ZAP handler and the device key registry */
+  struct lk_link link; /* CURVE on the link to the ledger; its key relays others' reports */
   struct lk_zsock router;
   int router_open;
   struct lk_ledger_client *ledger;

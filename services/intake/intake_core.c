@@ -1,6 +1,7 @@
 /* linkage-intake's decisions (see intake_core.h). */
 
 #include "intake_core.h"
+#include "linkage/zap.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -66,6 +67,8 @@ enum intake_verdict intake_core_admit(const struct intake_limits *lim, const str
 int intake_core_key_matches(const char *key_device, const Linkage__V1__Report *r,
                             struct intake_ack *ack) {
   if (strcmp(key_device, r->device_id) == 0) return 1;
+  /* The stack's link key (the gateway relaying Open311 reports) speaks for any device. */
+  if (strcmp(key_device, LK_LINK_USER) == 0) return 1;
   ack->incident_id[0] = '\0';
   reject(ack, "device_id %.150s does not match the key's device %.150s", r->device_id, key_device);
   return 0;

@@ -30,6 +30,7 @@ static const struct lk_config_entry intake_config_table[] = {
         "the server's Z85 secret key (linkagectl keys gen --out FILE)"),
     CFG("keys_refresh_ms", LK_CFG_INT, keys_refresh_ms, 100, 3600000, "2000",
         "re-read the key registry this often (a revoked key is shut out within it)"),
+    LK_LINK_CONFIG(struct intake_config),
 };
 
 static const struct lk_service intake_service = {

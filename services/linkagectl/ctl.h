@@ -28,6 +28,8 @@ struct ctl_config {
   char ledger_stream[LK_CONFIG_STR];
   char router_endpoint[LK_CONFIG_STR];
   char dispatch_endpoint[LK_CONFIG_STR];
+  int link_curve;
+  char link_key_file[LK_CONFIG_STR];
 };
 
 /* Defaults, then LINKAGE_<KEY>. Returns 0, or prints why and returns -1. */
@@ -94,6 +96,10 @@ int ctl_token_main(int argc, char **argv);
  * device's or unit's pair) and $LINKAGE_CURVE_SERVER_KEY_FILE a file with the server's
  * "public = " line; plain otherwise. Call before connecting. 0, or -1 after saying why. */
 int ctl_curve_client(void *sock, const char *who);
+/* With link_curve (LINKAGE_LINK_CURVE, LINKAGE_LINK_KEY_FILE): CURVE with the stack's link key on
+ * a socket to the ledger or the router. 0 (also when the links are plain), or -1 after printing
+ * why. */
+int ctl_link_client(void *sock, const char *who);
 
 /* ---- coordinator commands (ctl_incident.c) ---- */
 

@@ -13,6 +13,7 @@
 #include "ctl.h"
 #include "linkage/log.h"
 #include "linkage/service.h"
+#include "linkage/zap.h"
 
 const struct ctl_daemon ctl_daemons[] = {
     /* The ledger first: everyone else appends to it. */
@@ -40,6 +41,7 @@ static const struct lk_config_entry ctl_config_table[] = {
      "tcp://127.0.0.1:7003", "the router's endpoint for coordinator commands"},
     {"dispatch_endpoint", LK_CFG_STRING, offsetof(struct ctl_config, dispatch_endpoint), 0, 0,
      "tcp://127.0.0.1:7005", "dispatch's endpoint for responder units"},
+    LK_LINK_CONFIG(struct ctl_config),
 };
 
 int ctl_config_load(struct ctl_config *cfg) {

@@ -357,6 +357,11 @@ static int exchange(const struct cmd_opts *o, Linkage__V1__Command *cmd) {
       break;
     }
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    if (ctl_link_client(s, o->name) != 0) {
+      zmq_close(s);
+      code = CTL_EXIT_USAGE;
+      break;
+    }
     if (zmq_connect(s, o->endpoint) != 0) {
       fprintf(stderr, "linkagectl %s: cannot connect to \"%s\": %s\n", o->name, o->endpoint,
               zmq_strerror(errno));

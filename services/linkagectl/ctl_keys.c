@@ -209,6 +209,7 @@ static int record_revocation(void *zctx, const char *endpoint, const char *kind,
   void *s = zmq_socket(zctx, ZMQ_DEALER);
   if (!s) goto done;
   zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+  if (ctl_link_client(s, "revoke") != 0) goto done;
   if (zmq_connect(s, endpoint) != 0) {
     fprintf(stderr, "linkagectl %s revoke: cannot connect to %s: %s\n", kind, endpoint,
             zmq_strerror(errno));
@@ -327,7 +328,8 @@ int ctl_registry_main(int argc, char **argv) {
   }
   int n = 0, keys = 0, dashdash = 0;
   char *key_args[4];
-  for (int i = 1; i < argc; i++) dashdash |= strcmp(argv[i], "--") == 0;
+  for (int i = 1; i < argc; i++)
+    dashdash |= strcmp(argv[i], "--") == 0;
   for (int i = 0; i < argc; i++) {
     int key_like = !dashdash && i > 0 && argv[i][0] == '-' && ctl_key_z85_ok(argv[i]) &&
                    strncmp(argv[i], "--pg=", 5) != 0 && strncmp(argv[i], "--timeout=", 10) != 0;
@@ -338,7 +340,8 @@ int ctl_registry_main(int argc, char **argv) {
   }
   if (keys) {
     args[n++] = "--";
-    for (int i = 0; i < keys; i++) args[n++] = key_args[i];
+    for (int i = 0; i < keys; i++)
+      args[n++] = key_args[i];
   }
   argc = n;
   argv = args;
@@ -388,19 +391,6 @@ int ctl_registry_main(int argc, char **argv) {
   return rc;
 }
 
-/* The Z85 key on the line "<name> = KEY" of a keys gen file; 0 or -1. */
-static int read_key_line(const char *path, const char *name, char out[LK_KEY_Z85 + 1]) {
-  FILE *f = fopen(path, "r");
-  char line[256], fmt[32];
-  int rc = -1;
-  if (!f) return -1;
-  snprintf(fmt, sizeof fmt, "%s = %%40s", name);
-  while (rc != 0 && fgets(line, sizeof line, f))
-    if (sscanf(line, fmt, out) == 1 && ctl_key_z85_ok(out)) rc = 0;
-  fclose(f);
-  return rc;
-}
-
 int ctl_curve_client(void *sock, const char *who) {
   const char *mine = getenv("LINKAGE_CURVE_CLIENT_KEY_FILE");
   const char *server = getenv("LINKAGE_CURVE_SERVER_KEY_FILE");
@@ -413,8 +403,8 @@ int ctl_curve_client(void *sock, const char *who) {
             who);
     return -1;
   }
-  if (read_key_line(mine, "public", pub) != 0 || read_key_line(mine, "secret", sec) != 0 ||
-      read_key_line(server, "public", srv) != 0) {
+  if (lk_curve_read_key(mine, "public", pub) != 0 || lk_curve_read_key(mine, "secret", sec) != 0 ||
+      lk_curve_read_key(server, "public", srv) != 0) {
     fprintf(stderr, "linkagectl %s: cannot read the keys in %s and %s (keys gen --out files)\n",
             who, mine, server);
     return -1;
@@ -422,6 +412,25 @@ int ctl_curve_client(void *sock, const char *who) {
   if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, srv, LK_KEY_Z85) != 0 ||
       zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, pub, LK_KEY_Z85) != 0 ||
       zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, sec, LK_KEY_Z85) != 0) {
+    fprintf(stderr, "linkagectl %s: cannot set CURVE keys: %s\n", who, zmq_strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+int ctl_link_client(void *sock, const char *who) {
+  struct ctl_config cfg;
+  if (ctl_config_load(&cfg) != 0) return -1;
+  if (!cfg.link_curve) return 0;
+  struct lk_link link;
+  if (lk_link_load(&link, 1, cfg.link_key_file) != LK_OK) {
+    fprintf(stderr, "linkagectl %s: cannot read the link key (link_key_file \"%s\")\n", who,
+            cfg.link_key_file);
+    return -1;
+  }
+  if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, link.public_key, LK_KEY_Z85) != 0 ||
+      zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, link.public_key, LK_KEY_Z85) != 0 ||
+      zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, link.secret_key, LK_KEY_Z85) != 0) {
     fprintf(stderr, "linkagectl %s: cannot set CURVE keys: %s\n", who, zmq_strerror(errno));
     return -1;
   }

@@ -8,6 +8,8 @@
 #include <zmq.h>
 
 #include "ctl.h"
+#include "linkage/error.h"
+#include "linkage/zap.h"
 #include "linkage/clock.h"
 #include "linkage/event.h"
 #include "linkage/ledger_client.h"
@@ -46,6 +48,7 @@ struct tail {
   uv_signal_t sigint, sigterm;
   uv_timer_t tick, deadline, later;
   const char *stream_endpoint, *ledger_endpoint;
+  struct lk_link link; /* CURVE on the links when link_curve is set */
   uint64_t from, count, printed;
   int have_from, exit_code, stopping;
 };
@@ -155,7 +158,7 @@ static void on_event(void *data, uint64_t position, const Linkage__V1__Event *ev
 }
 
 static int start_stream(struct tail *t, uint64_t after) {
-  struct lk_stream_opts so = {t->stream_endpoint, t->client, after, 1000};
+  struct lk_stream_opts so = {t->stream_endpoint, t->client, after, 1000, &t->link};
 
   t->stream = lk_stream_new(&t->loop, t->zctx, &so, on_event, t);
   if (!t->stream) {
@@ -247,7 +250,7 @@ int ctl_tail_main(int argc, char **argv) {
                                            {0, 0, 0, 0}};
   struct tail t;
   struct ctl_config cfg;
-  struct lk_ledger_client_opts co = {NULL, 64, 1000, 10000};
+  struct lk_ledger_client_opts co = {NULL, 64, 1000, 10000, NULL};
   const char *ledger_endpoint = NULL;
   uint64_t timeout_s = 0;
   int c, idx = 0, rc;
@@ -281,6 +284,8 @@ int ctl_tail_main(int argc, char **argv) {
   if (!t.stream_endpoint) t.stream_endpoint = cfg.ledger_stream;
   co.endpoint = ledger_endpoint ? ledger_endpoint : cfg.ledger_endpoint;
   t.ledger_endpoint = co.endpoint;
+  if (lk_link_load(&t.link, cfg.link_curve, cfg.link_key_file) != LK_OK) return CTL_EXIT_USAGE;
+  co.link = &t.link;
 
   if (uv_loop_init(&t.loop) != 0) return CTL_EXIT_FAIL;
   t.zctx = zmq_ctx_new();

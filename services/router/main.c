@@ -43,6 +43,7 @@ static const struct lk_config_entry router_config_table[] = {
      10080, "10", "the window for reporter_threshold"},
     {"retry_ms", LK_CFG_INT, offsetof(struct router_config, retry_ms), 10, 60000, "1000",
      "wait before retrying a decision the ledger did not commit"},
+    LK_LINK_CONFIG(struct router_config),
 };
 
 static const struct lk_service router_service = {

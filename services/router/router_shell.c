@@ -345,6 +345,10 @@ int router_start(struct lk_runtime *rt) {
   struct router_config *cfg = rt->config;
   char err[512];
   r->rt = rt;
+  if (lk_link_load(&r->link, cfg->link_curve, cfg->link_key_file) != LK_OK) return LK_EINVAL;
+  struct lk_auth_opts ao = {.link = &r->link};
+  if (lk_auth_start(&r->auth, rt->loop, rt->zctx, &ao) != LK_OK) return LK_EIO;
+  r->auth_started = 1;
   r->district = lk_district_load(cfg->district, err, sizeof err);
   if (!r->district) {
     lk_error("cannot load the district", "err=\"%s\"", err);
@@ -366,13 +370,15 @@ int router_start(struct lk_runtime *rt) {
   r->recent_ring = calloc(ROUTER_RECENT_COMMANDS, sizeof *r->recent_ring);
   if (!r->recent_ring) goto fail;
 
-  struct lk_ledger_client_opts lo = {.endpoint = cfg->ledger_endpoint};
+  struct lk_ledger_client_opts lo = {.endpoint = cfg->ledger_endpoint, .link = &r->link};
   r->ledger = lk_ledger_client_new(rt->loop, rt->zctx, &lo);
   if (!r->ledger) goto fail;
-  struct lk_stream_opts so = {.pub_endpoint = cfg->ledger_stream, .client = r->ledger};
+  struct lk_stream_opts so = {
+      .pub_endpoint = cfg->ledger_stream, .client = r->ledger, .link = &r->link};
   r->stream = lk_stream_new(rt->loop, rt->zctx, &so, on_committed, r);
   if (!r->stream) goto fail;
   struct lk_zsock_opts zo = {.linger_ms = 200, .maxmsg = 64 * 1024, .router_mandatory = 1};
+  lk_link_server_opts(&r->link, &zo);
   if (lk_zsock_open(&r->commands, rt->loop, rt->zctx, ZMQ_ROUTER, cfg->router_endpoint, &zo,
                     on_command, r, "commands") != LK_OK)
     goto fail;
@@ -424,6 +430,8 @@ void router_stop(struct lk_runtime *rt) {
   if (r->commands_open) lk_zsock_close(&r->commands);
   lk_stream_destroy(&r->stream);
   lk_ledger_client_destroy(&r->ledger);
+  if (r->auth_started) lk_auth_stop(&r->auth);
+  r->auth_started = 0;
   if (r->recent_ring) {
     for (uint32_t i = 0; i < ROUTER_RECENT_COMMANDS; i++) {
       free(r->recent_ring[i].command_id);

@@ -9,6 +9,7 @@
 #include "linkage/map.h"
 #include "linkage/service.h"
 #include "linkage/stream.h"
+#include "linkage/zap.h"
 #include "linkage/zsock.h"
 #include "router.h"
 
@@ -23,6 +24,8 @@ struct router_config {
   long reporter_threshold;
   long reporter_window_min;
   long retry_ms;
+  int link_curve;
+  char link_key_file[LK_CONFIG_STR];
 };
 
 #define ROUTER_RECENT_COMMANDS 65536
@@ -35,6 +38,9 @@ struct router_recent_command {
 
 struct router {
   struct lk_runtime *rt;
+  struct lk_link link; /* CURVE on the links (ledger, commands) when on several hosts */
+  struct lk_auth auth; /* the ZAP handler admitting the link key on the command socket */
+  int auth_started;
   struct lk_district *district;
   struct router_state state;
   struct lk_ledger_client *ledger;

@@ -268,6 +268,49 @@ LK_TEST(report_must_name_its_keys_device) {
   LK_CHECK_EQ_INT(ack.status, LINKAGE__V1__REPORT_ACK__STATUS__REJECTED);
   LK_CHECK_STR(ack.error, "device_id dev-a does not match the key's device dev-b");
   LK_CHECK_EQ_INT((int)ack.sequence, 7);
+  /* The stack's link key (the gateway relaying Open311 reports) speaks for any device. */
+  memset(&ack, 0, sizeof ack);
+  LK_CHECK_EQ_INT(intake_core_key_matches(LK_LINK_USER, &r, &ack), 1);
+}
+
+/* The link key: loaded from a keys gen file, and the socket options it gives servers and
+ * clients. What the ZAP handler admits with it is checked end to end by
+ * integration/test_link_curve.py. */
+LK_TEST(link_key_loads_and_sets_socket_options) {
+  char dir[] = "/tmp/lk-link-XXXXXX";
+  LK_CHECK(mkdtemp(dir) != NULL);
+  char path[64];
+  snprintf(path, sizeof path, "%s/link.key", dir);
+  char pub[41], sec[41];
+  LK_CHECK_EQ_INT(zmq_curve_keypair(pub, sec), 0);
+  FILE *f = fopen(path, "w");
+  fprintf(f, "public = %s\nsecret = %s\n", pub, sec);
+  fclose(f);
+  struct lk_link link;
+  LK_CHECK_EQ_INT(lk_link_load(&link, 1, path), LK_OK);
+  LK_CHECK_STR(link.public_key, pub);
+  char back[41];
+  LK_CHECK_EQ_INT(lk_curve_read_key(path, "public", back), 0);
+  LK_CHECK_STR(back, pub);
+  LK_CHECK_EQ_INT(lk_link_load(&link, 1, ""), LK_EINVAL);
+  LK_CHECK_EQ_INT(lk_link_load(&link, 0, ""), LK_OK); /* plain links read nothing */
+  LK_CHECK_EQ_INT(link.curve, 0);
+  unlink(path);
+  rmdir(dir);
+
+  struct lk_zsock_opts o = {0};
+  struct lk_link l2 = {.curve = 1};
+  snprintf(l2.public_key, sizeof l2.public_key, "%s", pub);
+  snprintf(l2.secret_key, sizeof l2.secret_key, "%s", sec);
+  lk_link_server_opts(&l2, &o);
+  LK_CHECK_STR(o.curve_secret, sec);
+  LK_CHECK_STR(o.zap_domain, LK_LINK_DOMAIN);
+  memset(&o, 0, sizeof o);
+  lk_link_client_opts(&l2, NULL, &o);
+  LK_CHECK_STR(o.curve_server_key, pub);
+  LK_CHECK_STR(o.curve_public, pub);
+  lk_link_client_opts(&l2, "other-server-key", &o);
+  LK_CHECK_STR(o.curve_server_key, "other-server-key");
 }
 
 int main(void) {
