@@ -58,21 +58,24 @@ static void wait_expire(struct gateway *g, struct gw_waiter *w) {
     w->on_ack(w, NULL);
 }
 
-static int send_body(struct lk_zsock *s, const uint8_t *body, size_t n) {
-  const void *bufs[2] = {"", body};
+/* Packs msg and sends it after an empty delimiter (the REQ-compatible envelope both peers
+ * expect). LK_EFULL when too many wait or the socket's queue is full. */
+static int send_message(struct gateway *g, struct lk_zsock *s, const ProtobufCMessage *msg) {
+  if (g->waiting_count >= MAX_WAITING) return LK_EFULL;
+  size_t n = protobuf_c_message_get_packed_size(msg);
+  uint8_t *buf = malloc(n ? n : 1);
+  if (!buf) return LK_ENOMEM;
+  protobuf_c_message_pack(msg, buf);
+  const void *bufs[2] = {"", buf};
   size_t lens[2] = {0, n};
-  return lk_zsock_sendv(s, bufs, lens, 2, ZMQ_DONTWAIT);
+  int rc = lk_zsock_sendv(s, bufs, lens, 2, ZMQ_DONTWAIT);
+  free(buf);
+  return rc == LK_EAGAIN ? LK_EFULL : rc;
 }
 
 int gateway_send_command(struct gateway *g, const Linkage__V1__Command *cmd, struct gw_waiter *w) {
-  if (g->waiting_count >= MAX_WAITING) return LK_EFULL;
-  size_t n = linkage__v1__command__get_packed_size(cmd);
-  uint8_t *buf = malloc(n ? n : 1);
-  if (!buf) return LK_ENOMEM;
-  linkage__v1__command__pack(cmd, buf);
-  int rc = send_body(&g->router, buf, n);
-  free(buf);
-  if (rc != LK_OK) return rc == LK_EAGAIN ? LK_EFULL : rc;
+  int rc = send_message(g, &g->router, &cmd->base);
+  if (rc != LK_OK) return rc;
   snprintf(w->key, sizeof w->key, "%s", cmd->command_id);
   w->on_ack = NULL;
   wait_link(g, w);
@@ -81,14 +84,8 @@ int gateway_send_command(struct gateway *g, const Linkage__V1__Command *cmd, str
 }
 
 int gateway_send_report(struct gateway *g, const Linkage__V1__Report *r, struct gw_waiter *w) {
-  if (g->waiting_count >= MAX_WAITING) return LK_EFULL;
-  size_t n = linkage__v1__report__get_packed_size(r);
-  uint8_t *buf = malloc(n ? n : 1);
-  if (!buf) return LK_ENOMEM;
-  linkage__v1__report__pack(r, buf);
-  int rc = send_body(&g->intake, buf, n);
-  free(buf);
-  if (rc != LK_OK) return rc == LK_EAGAIN ? LK_EFULL : rc;
+  int rc = send_message(g, &g->intake, &r->base);
+  if (rc != LK_OK) return rc;
   lk_incident_id(r->device_id, r->sequence, w->key);
   w->sequence = r->sequence;
   w->on_command = NULL;
