@@ -18,6 +18,8 @@ struct ledger_config {
   long batch_max;
   long queue_max;
   long heartbeat_ms;
+  int link_curve;
+  char link_key_file[LK_CONFIG_STR];
 };
 
 /* ---- the batch: pure logic, no I/O ---- */
@@ -157,6 +159,7 @@ int ledger_pg_replay(struct pg_conn *c, uint64_t from, uint32_t limit, size_t ma
 
 #include "linkage/map.h"
 #include "linkage/service.h"
+#include "linkage/zap.h"
 #include "linkage/zsock.h"
 
 struct ledger_ring_entry {
@@ -185,6 +188,9 @@ struct ledger {
   struct lk_runtime *rt;
   const struct ledger_config *cfg;
   int ready, stopping;
+  struct lk_link link; /* CURVE on our two sockets when the daemons are on several hosts */
+  struct lk_auth auth; /* the ZAP handler admitting the link key */
+  int auth_started;
   struct lk_zsock router, pub;
   int sockets_open;
   uv_timer_t heartbeat, retry;

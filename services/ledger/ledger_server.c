@@ -210,6 +210,8 @@ static int open_sockets(struct ledger *L) {
                                 .sndhwm = (int)(L->cfg->queue_max + L->cfg->batch_max)};
   struct lk_zsock_opts popts = {
       .linger_ms = 0, .maxmsg = LEDGER_FRAME_MAX, .sndhwm = LEDGER_PUB_HWM};
+  lk_link_server_opts(&L->link, &ropts);
+  lk_link_server_opts(&L->link, &popts);
   if (lk_zsock_open(&L->pub, L->rt->loop, L->rt->zctx, ZMQ_PUB, L->cfg->ledger_stream, &popts, NULL,
                     L, "ledger_stream"))
     return LK_EIO;
@@ -610,6 +612,10 @@ int ledger_server_start(struct lk_runtime *rt) {
   uv_timer_init(rt->loop, &L->heartbeat);
   uv_timer_init(rt->loop, &L->retry);
   L->heartbeat.data = L->retry.data = L;
+  if (lk_link_load(&L->link, L->cfg->link_curve, L->cfg->link_key_file) != LK_OK) return LK_EINVAL;
+  struct lk_auth_opts ao = {.link = &L->link};
+  if (lk_auth_start(&L->auth, rt->loop, rt->zctx, &ao) != LK_OK) return LK_EIO;
+  L->auth_started = 1;
   if (ledger_batch_init(&L->batch, (size_t)L->cfg->batch_max)) goto fail;
   L->ring = calloc(LEDGER_RING_CAP, sizeof *L->ring);
   if (!L->ring) goto fail_batch;
@@ -638,6 +644,8 @@ void ledger_server_stop(struct lk_runtime *rt) {
     lk_zsock_close(&L->pub);
     L->sockets_open = 0;
   }
+  if (L->auth_started) lk_auth_stop(&L->auth);
+  L->auth_started = 0;
   uv_close((uv_handle_t *)&L->heartbeat, NULL);
   uv_close((uv_handle_t *)&L->retry, NULL);
   while (L->q_head) {

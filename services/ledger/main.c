@@ -25,6 +25,7 @@ static const struct lk_config_entry ledger_config_table[] = {
      "appends waiting for a commit at most; beyond, BUSY"},
     {"heartbeat_ms", LK_CFG_INT, CFG(heartbeat_ms), 10, 60000, "500",
      "period of the stream heartbeat announcing the head"},
+    LK_LINK_CONFIG(struct ledger_config),
 };
 
 static const struct lk_service ledger_service = {
