@@ -15,30 +15,40 @@ mkdir -p var/run
 LINKAGE_RUN_DIR=${LINKAGE_RUN_DIR:-$root/var/run}
 export LINKAGE_RUN_DIR
 
-# LINKAGE_CURVE=1: CURVE on the device and unit ports, with demo keys under
-# var/keys (made once): the server's pair, one device (demo-device) and every
-# unit of the district, registered in the database (a key already there is fine).
+# LINKAGE_CURVE=1: CURVE on the device and unit ports and on the feed, with demo
+# keys under var/keys (made once): the server's pair, one device (demo-device),
+# one city system (demo-city) and every unit of the district, registered in the
+# database (a key already there is fine). The links between daemons speak CURVE too,
+# with the stack's link key (var/keys/link.key): the gateway relays Open311 reports to
+# intake's CURVE port with it, and operators' linkagectl commands need it.
 demo_keys() {
   case "${LINKAGE_CURVE:-}" in 1 | true | yes | on) ;; *) return 0 ;; esac
   mkdir -p var/keys
   [ -f var/keys/server.key ] || bin/linkagectl keys gen --out var/keys/server.key >/dev/null ||
     return 1
+  [ -f var/keys/link.key ] || bin/linkagectl keys gen --out var/keys/link.key >/dev/null ||
+    return 1
   LINKAGE_CURVE=true
   LINKAGE_CURVE_SECRET_FILE=$root/var/keys/server.key
-  export LINKAGE_CURVE LINKAGE_CURVE_SECRET_FILE
+  LINKAGE_CURVE_SERVER_KEY_FILE=$root/var/keys/server.key
+  LINKAGE_LINK_CURVE=true
+  LINKAGE_LINK_KEY_FILE=$root/var/keys/link.key
+  export LINKAGE_CURVE LINKAGE_CURVE_SECRET_FILE LINKAGE_CURVE_SERVER_KEY_FILE
+  export LINKAGE_LINK_CURVE LINKAGE_LINK_KEY_FILE
   units=$(awk '/^units:/ { u = 1; next } /^[a-z]/ { u = 0 } u && /^  - id:/ { print $3 }' \
     "${LINKAGE_DISTRICT:-deploy/district/wenjiang.yaml}")
-  for who in device:demo-device $(for u in $units; do echo "unit:$u"; done); do
+  for who in device:demo-device subscriber:demo-city $(for u in $units; do echo "unit:$u"; done); do
     kind=${who%%:*}
     id=${who#*:}
     f=var/keys/$kind-$id.key
     [ -f "$f" ] || bin/linkagectl keys gen --out "$f" >/dev/null || return 1
     rc=0
-    bin/linkagectl "$kind" add "$id" "$(sed -n 's/^public = //p' "$f")" >/dev/null 2>&1 || rc=$?
+    bin/linkagectl "$kind" add -- "$id" "$(sed -n 's/^public = //p' "$f")" >/dev/null 2>&1 || rc=$?
     # 1: registered before (a restart); anything else is a real failure.
     [ "$rc" -le 1 ] || { echo "linkage: cannot register the $kind key of $id" >&2; return 1; }
   done
-  echo "linkage: CURVE on; keys in var/keys. Clients: LINKAGE_CURVE_SERVER_KEY_FILE=var/keys/server.key" \
+  echo "linkage: CURVE on; keys in var/keys. Operators: export LINKAGE_LINK_CURVE=true" \
+    "LINKAGE_LINK_KEY_FILE=var/keys/link.key; devices: LINKAGE_CURVE_SERVER_KEY_FILE=var/keys/server.key" \
     "LINKAGE_CURVE_CLIENT_KEY_FILE=var/keys/device-demo-device.key bin/linkagectl report ..." >&2
 }
 

@@ -36,13 +36,17 @@
  * the ledger as a key_revoked event. A public key belongs to one id for good. */
 #define LK_KEYS_TABLE_SQL                                                                          \
   "create table if not exists keys (\n"                                                            \
-  "  kind text not null check (kind in ('device', 'unit')),\n"                                     \
+  "  kind text not null,\n"                                                                        \
   "  id text not null,\n"                                                                          \
   "  public_key text not null unique,\n"                                                           \
   "  added_at timestamptz not null default now(),\n"                                               \
   "  revoked_at timestamptz\n"                                                                     \
   ");\n"                                                                                           \
-  "create index if not exists keys_kind_id on keys (kind, id);\n"
+  "create index if not exists keys_kind_id on keys (kind, id);\n"                                 \
+  /* The kinds, as a named constraint a later kind can replace (subscribers came after). */      \
+  "alter table keys drop constraint if exists keys_kind_check;\n"                                 \
+  "alter table keys add constraint keys_kind_check\n"                                             \
+  "  check (kind in ('device', 'unit', 'subscriber'));\n"
 
 struct lk_key_entry {
   uint8_t key[LK_KEY_LEN];
@@ -160,6 +164,7 @@ struct lk_auth {
   int zap_open, reload_started;
   struct lk_pg_reload reload; /* the registry re-read every refresh_ms */
   uint64_t zap_allowed, zap_denied, revoked_refused, refreshes, refresh_failures;
+  uint64_t removals; /* refreshes that found a key gone (revoked) */
 };
 
 /* Checks the loopback rule, and with CURVE on: reads the secret key, starts

@@ -243,8 +243,9 @@ static int check_body(const Linkage__V1__Event *ev, char *err, size_t errlen) {
     break;
   case LINKAGE__V1__EVENT__BODY_KEY_REVOKED: {
     const Linkage__V1__KeyRevoked *k = ev->key_revoked;
-    if (strcmp(k->kind, "device") != 0 && strcmp(k->kind, "unit") != 0)
-      bad = "key_revoked: kind must be device or unit";
+    if (strcmp(k->kind, "device") != 0 && strcmp(k->kind, "unit") != 0 &&
+        strcmp(k->kind, "subscriber") != 0)
+      bad = "key_revoked: kind must be device, unit or subscriber";
     else if (!lk_id_valid(k->id, LK_ID_MAX - 1))
       bad = "key_revoked: id must be a device or unit id";
     else if (strlen(k->public_key) != 40 || !lk_id_valid(k->public_key, 40))

@@ -289,6 +289,23 @@ static void take_keys(void *data, void *snapshot, const char *err) {
     return;
   }
   size_t before = a->ring ? a->ring->n : 0;
+  /* A key of the old registry missing from the new one was revoked: a daemon that cannot check
+   * every message (the feed's PUB) drops its connections when this count moves. */
+  if (a->ring) {
+    size_t i = 0, j = 0;
+    while (i < a->ring->n) {
+      int c = j < loaded->n ? memcmp(a->ring->v[i].key, loaded->v[j].key, LK_KEY_LEN) : -1;
+      if (c == 0) {
+        i++;
+        j++;
+      } else if (c > 0) {
+        j++;
+      } else {
+        a->removals++;
+        break;
+      }
+    }
+  }
   lk_keyring_destroy(&a->ring);
   a->ring = loaded;
   if (a->ring->n != before)

@@ -7,7 +7,9 @@
  * taken a request is told "busy" at once: the feed never queues without bound. */
 #include "gateway_feed.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,8 +47,35 @@ void gw_feed_publish(struct gw_feed *f, uint64_t position, const Linkage__V1__Ev
   }
 }
 
+/* A subscriber key was revoked: PUB cannot refuse one peer's messages, so every subscriber is
+ * dropped (unbinding closes their connections) and reconnects through ZAP, where the revoked
+ * key no longer gets in. The others fill the moment's gap by replay, as after any drop. */
+static void drop_subscribers(struct gw_feed *f) {
+  if (!f->rebind_pending) {
+    if (zmq_unbind(f->pub.zs, f->pub_endpoint) != 0) {
+      lk_warn("cannot unbind the feed", "endpoint=\"%s\" err=\"%s\"", f->pub_endpoint,
+              zmq_strerror(errno));
+      return;
+    }
+    f->rebind_pending = 1;
+    lk_info("a subscriber key was revoked: dropping every subscriber", "endpoint=\"%s\"",
+            f->pub_endpoint);
+    return; /* the listener closes in libzmq's I/O thread: bind again next time */
+  }
+  if (zmq_bind(f->pub.zs, f->pub_endpoint) != 0) {
+    lk_warn("cannot bind the feed again yet", "endpoint=\"%s\" err=\"%s\"", f->pub_endpoint,
+            zmq_strerror(errno));
+    return;
+  }
+  f->rebind_pending = 0;
+}
+
 void gw_feed_heartbeat(struct gw_feed *f, uint64_t head) {
   if (!f->pub_open) return;
+  if (f->rebind_pending || (f->auth && f->auth->removals != f->removals_seen)) {
+    if (f->auth) f->removals_seen = f->auth->removals;
+    drop_subscribers(f);
+  }
   if (head > feed_head(f)) head = feed_head(f);
   uint8_t pos[8];
   be64(pos, head);
@@ -125,6 +154,11 @@ static void on_request(struct lk_zsock *z, struct lk_frames *m, void *data) {
            "a request is one frame holding a FeedRequest", 0);
     return;
   }
+  char who[LK_ID_MAX];
+  if (f->auth && lk_auth_check(f->auth, m, who) != LK_OK) {
+    refuse(f, ident, ident_len, delimiter, 0, "the subscriber key was revoked", 0);
+    return;
+  }
   struct gw_feed_pending *p = NULL;
   for (size_t i = 0; i < GW_FEED_PENDING_MAX && !p; i++)
     if (!f->pending[i].used) p = &f->pending[i];
@@ -168,12 +202,15 @@ int gw_feed_start(struct gw_feed *f, uv_loop_t *loop, void *zctx, const struct g
   if (!o || !o->pub_endpoint || !o->replay_endpoint || !o->ledger || !o->view) return LK_EINVAL;
   f->ledger = o->ledger;
   f->view = o->view;
-  /* Issue 6: a port reachable from other hosts needs CURVE, which the feed does not have yet. */
+  f->auth = o->auth;
+  if (f->auth) f->removals_seen = f->auth->removals;
+  snprintf(f->pub_endpoint, sizeof f->pub_endpoint, "%s", bare(o->pub_endpoint));
+  /* Issue 6: a port reachable from other hosts needs CURVE. */
   const char *eps[2] = {o->pub_endpoint, o->replay_endpoint};
-  for (int i = 0; i < 2; i++) {
+  for (int i = 0; i < 2 && !(f->auth && f->auth->curve); i++) {
     if (!lk_endpoint_is_local(bare(eps[i]))) {
       lk_error("refusing to bind the feed without CURVE",
-               "endpoint=\"%s\" err=\"the feed has no CURVE yet: bind it to 127.0.0.1, "
+               "endpoint=\"%s\" err=\"set curve=true, or bind it to 127.0.0.1, "
                "localhost, [::1] or ipc://\"",
                eps[i]);
       return LK_EINVAL;
@@ -184,12 +221,14 @@ int gw_feed_start(struct gw_feed *f, uv_loop_t *loop, void *zctx, const struct g
   struct lk_zsock_opts po = {.linger_ms = 0,
                              .maxmsg = 4096, /* subscriptions only come this way */
                              .sndhwm = o->sndhwm > 0 ? o->sndhwm : GW_FEED_SNDHWM};
+  if (f->auth) lk_auth_socket_opts(f->auth, &po);
   if (lk_zsock_open(&f->pub, loop, zctx, ZMQ_PUB, ep, &po, NULL, NULL, "feed") != LK_OK) goto fail;
   f->pub_open = 1;
   snprintf(ep, sizeof ep, "@%s", bare(o->replay_endpoint));
   /* Requests over GW_FEED_REQUEST_MAX get an error; far larger ones are cut off by libzmq. */
   struct lk_zsock_opts ro = {
       .linger_ms = 0, .maxmsg = 4 * GW_FEED_REQUEST_MAX, .sndhwm = 1000, .rcvhwm = 1000};
+  if (f->auth) lk_auth_socket_opts(f->auth, &ro);
   if (lk_zsock_open(&f->replay, loop, zctx, ZMQ_ROUTER, ep, &ro, on_request, f, "feed_replay") !=
       LK_OK)
     goto fail_pub;

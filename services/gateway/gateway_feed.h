@@ -20,6 +20,7 @@
 #include "gateway.h"
 #include "linkage/ledger_client.h"
 #include "linkage/v1/feed.pb-c.h"
+#include "linkage/zap.h"
 #include "linkage/zsock.h"
 
 #define GW_FEED_TOPIC_MAX 320         /* bytes of a topic, NUL included */
@@ -68,6 +69,9 @@ struct gw_feed_opts {
   struct lk_ledger_client *ledger; /* borrowed; outlives the feed (stop the feed first) */
   const struct gw_view *view;      /* borrowed */
   int sndhwm;                      /* 0: GW_FEED_SNDHWM */
+  struct lk_auth *auth; /* borrowed, may be NULL: with auth->curve both ports speak CURVE, only
+                           registered subscriber keys get in, and a revocation drops them all
+                           from the PUB (they reconnect; the revoked key cannot) */
 };
 
 struct gw_feed_stats {
@@ -92,6 +96,10 @@ struct gw_feed_pending {
 struct gw_feed {
   struct lk_zsock pub, replay;
   int pub_open, replay_open;
+  struct lk_auth *auth;        /* borrowed; CURVE for subscribers when auth->curve */
+  uint64_t removals_seen;      /* auth->removals when the subscribers were last dropped */
+  int rebind_pending;          /* the PUB is unbound: bind it again at the next heartbeat */
+  char pub_endpoint[LK_CONFIG_STR];
   struct lk_ledger_client *ledger;
   const struct gw_view *view;
   unsigned npending;
@@ -100,8 +108,8 @@ struct gw_feed {
   struct gw_feed_stats stats;
 };
 
-/* Checks the loopback rule (the feed has no CURVE yet: a feed or replay endpoint that is not
- * local is refused), binds both sockets. Returns LK_OK, or an error after logging; on error
+/* Checks the loopback rule (without CURVE a feed or replay endpoint that is not local is
+ * refused), binds both sockets. Returns LK_OK, or an error after logging; on error
  * nothing is left open. f is caller-owned storage. */
 int gw_feed_start(struct gw_feed *f, uv_loop_t *loop, void *zctx, const struct gw_feed_opts *o);
 

@@ -203,10 +203,22 @@ int gateway_start(struct lk_runtime *rt) {
     return LK_EIO;
   g->intake_open = 1;
 
+  struct lk_auth_opts ao = {
+      .kind = "subscriber",
+      .pg = g->cfg->pg,
+      .refresh_ms = (unsigned)g->cfg->keys_refresh_ms,
+      .endpoint = NULL, /* the feed checks both of its endpoints itself */
+      .curve = g->cfg->curve,
+      .secret_file = g->cfg->curve_secret_file,
+      .link = &g->link,
+  };
+  if (lk_auth_start(&g->feed_auth, rt->loop, rt->zctx, &ao) != LK_OK) return LK_EINVAL;
+  g->feed_auth_open = 1;
   struct gw_feed_opts fo = {.pub_endpoint = g->cfg->feed_endpoint,
                             .replay_endpoint = g->cfg->feed_replay_endpoint,
                             .ledger = g->ledger,
-                            .view = &g->view};
+                            .view = &g->view,
+                            .auth = &g->feed_auth};
   int rc = gw_feed_start(&g->feed, rt->loop, rt->zctx, &fo);
   if (rc != LK_OK) return rc;
   g->feed_open = 1;
@@ -246,10 +258,11 @@ void gateway_status(struct lk_runtime *rt, char *buf, size_t len) {
     const struct gw_feed_stats *f = &g->feed.stats;
     snprintf(feed, sizeof feed,
              "feed_published=%llu feed_heartbeats=%llu feed_replays=%llu feed_replay_items=%llu "
-             "feed_refused=%llu feed_replays_waiting=%u",
+             "feed_refused=%llu feed_replays_waiting=%u feed_curve=%d feed_keys=%zu",
              (unsigned long long)f->published, (unsigned long long)f->heartbeats,
              (unsigned long long)f->replays, (unsigned long long)f->replay_items,
-             (unsigned long long)f->refused, g->feed.npending);
+             (unsigned long long)f->refused, g->feed.npending, g->feed_auth.curve,
+             g->feed_auth.ring ? g->feed_auth.ring->n : 0);
   }
   snprintf(buf, len,
            "position=%llu caught_up=%d incidents=%u open=%u waiting=%u commands=%llu "
@@ -270,6 +283,8 @@ void gateway_stop(struct lk_runtime *rt) {
   if (g->http) gw_http_stop(&g->http);
   if (g->feed_open) gw_feed_stop(&g->feed);
   g->feed_open = 0;
+  if (g->feed_auth_open) lk_auth_stop(&g->feed_auth);
+  g->feed_auth_open = 0;
   if (g->router_open) lk_zsock_close(&g->router);
   if (g->intake_open) lk_zsock_close(&g->intake);
   g->router_open = g->intake_open = 0;

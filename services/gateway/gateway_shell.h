@@ -38,6 +38,9 @@ struct gateway_config {
   int link_curve;
   char link_key_file[LK_CONFIG_STR];
   char curve_server_key_file[LK_CONFIG_STR];
+  int curve;
+  char curve_secret_file[LK_CONFIG_STR];
+  long keys_refresh_ms;
 };
 
 /* An HTTP request waiting for the router's or intake's answer. Owned by the HTTP side; the
@@ -68,6 +71,8 @@ struct gateway {
   int router_open, intake_open;
   struct gw_auth auth;
   int auth_open;
+  struct lk_auth feed_auth; /* CURVE for the feed's subscribers: ZAP and the subscriber keys */
+  int feed_auth_open;
   struct gw_feed feed;
   int feed_open;
   struct gw_http *http;

@@ -45,6 +45,12 @@ static const struct lk_config_entry gateway_config_table[] = {
     {"tokens_refresh_ms", LK_CFG_INT, CFG(tokens_refresh_ms), 100, 3600000, "2000",
      "re-read the token registry this often (a revoked token stops working within it)"},
     LK_LINK_CONFIG(struct gateway_config),
+    {"curve", LK_CFG_BOOL, CFG(curve), 0, 0, "false",
+     "CURVE on the feed (7006, 7007): only registered subscriber keys get in"},
+    {"curve_secret_file", LK_CFG_STRING, CFG(curve_secret_file), 0, 0, "",
+     "the feed's Z85 secret key (linkagectl keys gen --out FILE)"},
+    {"keys_refresh_ms", LK_CFG_INT, CFG(keys_refresh_ms), 100, 3600000, "2000",
+     "re-read the subscriber keys this often (a revoked key is dropped within it)"},
     {"curve_server_key_file", LK_CFG_STRING, CFG(curve_server_key_file), 0, 0, "",
      "intake's device-port key file (its public line), when devices speak CURVE: the gateway "
      "then relays Open311 reports with the link key"},

@@ -26,6 +26,8 @@ static const struct ctl_command commands[] = {
     {"plan", ctl_plan_main, "declare or lift a planned-work window"},
     {"unit", ctl_unit_main, "act as a responder unit (listen, list, answer); unit add|revoke keys"},
     {"device", ctl_registry_main, "device add|revoke: register or revoke a device's CURVE key"},
+    {"subscriber", ctl_registry_main,
+     "subscriber add|revoke: register or revoke a city system's CURVE key for the feed"},
     {"keys", ctl_keys_main, "keys gen: make a CURVE key pair"},
     /* issue 5: the gateway's HTTP API tokens (ctl_token.c) */
     {"token", ctl_token_main, "token add|revoke|list: API tokens for the gateway's HTTP side"},
