@@ -36,7 +36,8 @@ enum ledger_flag { LEDGER_FLAG_NULL = 0, LEDGER_FLAG_FALSE, LEDGER_FLAG_TRUE };
 
 /* One append waiting for its commit. Allocated in one block with its strings. */
 struct ledger_item {
-  struct ledger_item *next; /* queue link */
+  struct ledger_item *next;  /* queue link */
+  struct ledger_item *older; /* the copy of the same event held before this one (ledger_held.c) */
   uint64_t request_id;
   uint8_t ident[256]; /* ROUTER identity of the sender (libzmq caps it at 255 bytes) */
   size_t ident_len;
@@ -91,6 +92,18 @@ int ledger_batch_resolve(struct ledger_batch *b, const struct ledger_existing *e
 
 /* Records that the latest attempt failed with unknown outcome. */
 void ledger_batch_mark_in_doubt(struct ledger_batch *b);
+
+/* ---- the appends held, by event id (ledger_held.c) ---- */
+
+struct lk_map;
+/* Records it as the newest held copy of its event. LK_OK or LK_ENOMEM (then it is not held). */
+int ledger_held_add(struct lk_map *held, struct ledger_item *it);
+/* Forgets it (before it is freed); nothing if it was not held. */
+void ledger_held_remove(struct lk_map *held, struct ledger_item *it);
+/* The held copy of event_id sent by the peer with this ROUTER identity, or with ident NULL the
+ * newest held copy from anyone; NULL if none. */
+struct ledger_item *ledger_held_find(const struct lk_map *held, const char *event_id,
+                                     const uint8_t *ident, size_t ident_len);
 
 /* A growable byte buffer. */
 struct ledger_buf {

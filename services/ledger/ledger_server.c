@@ -151,24 +151,9 @@ static void heartbeat_cb(uv_timer_t *t) {
 
 /* ---- the queue and the writer ---- */
 
-static void hold(struct ledger *L, const char *event_id) {
-  uint64_t n = 0;
-  lk_map_get(&L->held, event_id, &n);
-  if (lk_map_put(&L->held, event_id, n + 1) != LK_OK)
-    lk_warn("cannot track a held event", "event_id=\"%s\" err=\"out of memory\"", event_id);
-}
-
-static void unhold(struct ledger *L, const char *event_id) {
-  uint64_t n = 0;
-  if (!lk_map_get(&L->held, event_id, &n) || n <= 1)
-    lk_map_del(&L->held, event_id);
-  else
-    lk_map_put(&L->held, event_id, n - 1);
-}
-
 static void free_batch_items(struct ledger *L) {
   for (size_t i = 0; i < L->batch.count; i++) {
-    if (L->held.slots) unhold(L, L->batch.items[i]->event_id);
+    if (L->held.slots) ledger_held_remove(&L->held, L->batch.items[i]);
     free(L->batch.items[i]);
   }
   L->batch.count = 0;
@@ -402,11 +387,19 @@ static void on_append(struct ledger *L, const struct ledger_peer *p,
     reply_append(L, p, LINKAGE__V1__APPEND_REPLY__STATUS__INVALID, 0, ev->event_id, NULL, err);
     return;
   }
-  uint64_t held = 0;
-  lk_map_get(&L->held, ev->event_id, &held);
-  /* A resend of an event we hold is answered with it: DUPLICATE, or nothing if the client
-   * already got the original's answer. Twice queue_max stays a hard bound. */
-  if (held && L->q_len < 2 * (size_t)L->cfg->queue_max) goto accept;
+  /* A resend of an event this client's copy of is held: that copy's answer answers it (an
+   * earlier id of the same request, ledger_held.c); queuing it again would only add a row to a
+   * later batch, and under overload every waiting append is resent once per client timeout. */
+  if (ledger_held_find(&L->held, ev->event_id, p->ident, p->ident_len)) {
+    lk_debug("resend of a held append dropped", "request_id=%" PRIu64 " event_id=\"%s\"",
+             p->request_id, ev->event_id);
+    return;
+  }
+  /* Another client's copy of an event we hold (a device that resent through another intake) is
+   * queued even when we would refuse new work, so it ends as the original does: DUPLICATE.
+   * Twice queue_max stays a hard bound. */
+  if (ledger_held_find(&L->held, ev->event_id, NULL, 0) && L->q_len < 2 * (size_t)L->cfg->queue_max)
+    goto accept;
   if (L->pg_down) {
     reply_append(L, p, LINKAGE__V1__APPEND_REPLY__STATUS__BUSY, 0, ev->event_id, NULL,
                  "postgresql unavailable");
@@ -431,7 +424,8 @@ accept:;
   L->q_tail = it;
   L->q_len++;
   L->q_bytes += it->len;
-  hold(L, it->event_id);
+  if (ledger_held_add(&L->held, it) != LK_OK)
+    lk_warn("cannot track a held event", "event_id=\"%s\" err=\"out of memory\"", it->event_id);
   kick(L);
 }
 
