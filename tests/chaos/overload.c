@@ -195,6 +195,142 @@ static int flood(const char *endpoint, double seconds, int ndev, long window, do
   return 0;
 }
 
+/* ---- open: open-loop load ---- */
+
+/* Sends at RATE reports/s from DEVICES DEALERs whatever the answers, for SECONDS. A report
+ * whose device's send queue is at SNDHWM is skipped (counted, never queued: client memory stays
+ * at DEVICES x SNDHWM reports at most) and the schedule moves on, so what is offered does not
+ * depend on how fast intake answers. Answers are read between bursts. */
+static int open_loop(const char *endpoint, double seconds, int ndev, double rate, int hwm,
+                     const char *ackpath) {
+  if (ndev < 1 || ndev > MAX_DEVICES || rate <= 0 || hwm < 1) return 2;
+  FILE *acks = NULL;
+  if (strcmp(ackpath, "-") != 0 && !(acks = fopen(ackpath, "w"))) {
+    perror(ackpath);
+    return 2;
+  }
+  void *ctx = zmq_ctx_new();
+  zmq_ctx_set(ctx, ZMQ_MAX_SOCKETS, ndev + 64);
+  static void *socks[MAX_DEVICES];
+  static char names[MAX_DEVICES][64];
+  static long next_seq[MAX_DEVICES];
+  long run = (long)time(NULL) ^ ((long)getpid() << 16);
+  for (int d = 0; d < ndev; d++) {
+    if (!(socks[d] = dealer(ctx, endpoint))) return 1;
+    zmq_setsockopt(socks[d], ZMQ_SNDHWM, &hwm, sizeof hwm);
+    snprintf(names[d], sizeof names[d], "opn-%lx-%d", run, d);
+    next_seq[d] = 1;
+  }
+  long attempted = 0, sent = 0, skipped = 0, accepted = 0, duplicate = 0, busy = 0;
+  long rejected = 0, other = 0, acked_in_window = 0, busy_in_window = 0, busy_gave_up = 0;
+  long answered = 0, late_ms = 0;
+  int64_t t0 = lk_mono_us(), end = t0 + (int64_t)(seconds * 1e6), last_progress = t0;
+  int64_t last_sent_us = t0;
+  int rr = 0;
+  zmq_pollitem_t *items = calloc((size_t)ndev, sizeof *items);
+  uint8_t buf[1024];
+  for (;;) {
+    int64_t now = lk_mono_us();
+    int sending = now < end;
+    if (sending) {
+      /* Due by now on the schedule; a generator that falls behind catches up in bursts of at
+       * most 1024, reading answers in between, and says by how much it was late. */
+      long due = (long)((double)(now - t0) * rate / 1e6) + 1;
+      if (due - attempted > (long)(rate / 1000)) late_ms++;
+      for (int k = 0; k < 1024 && attempted < due; k++) {
+        int d = rr;
+        rr = (rr + 1) % ndev;
+        attempted++;
+        if (zmq_send(socks[d], "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) != 0) {
+          skipped++;
+          continue;
+        }
+        Linkage__V1__Report r;
+        Linkage__V1__Location loc;
+        bench_report_fill(&r, &loc, names[d], (uint64_t)next_seq[d], lk_now_us());
+        size_t len = linkage__v1__report__pack(&r, buf);
+        /* The delimiter went, so the body goes: a message is queued whole. */
+        zmq_send(socks[d], buf, len, 0);
+        next_seq[d]++;
+        sent++;
+      }
+      last_sent_us = lk_mono_us();
+    } else if (sent == answered || now - last_progress > 3000000) {
+      break;
+    }
+    for (int d = 0; d < ndev; d++)
+      items[d] = (zmq_pollitem_t){socks[d], 0, ZMQ_POLLIN, 0};
+    long timeout_ms = 0;
+    if (!sending)
+      timeout_ms = 100;
+    else {
+      int64_t wait = t0 + (int64_t)((double)attempted * 1e6 / rate) - lk_mono_us();
+      timeout_ms = wait <= 0 ? 0 : (wait + 999) / 1000;
+    }
+    zmq_poll(items, ndev, timeout_ms);
+    for (int d = 0; d < ndev; d++) {
+      if (!(items[d].revents & ZMQ_POLLIN)) continue;
+      uint8_t in[2048];
+      int n;
+      /* At most a window's worth per device per turn, so sending keeps its schedule. */
+      for (int k = 0; k < 4096 && (n = zmq_recv(socks[d], in, sizeof in, ZMQ_DONTWAIT)) >= 0; k++) {
+        if (n == 0) continue; /* the empty delimiter */
+        Linkage__V1__ReportAck *ack =
+            linkage__v1__report_ack__unpack(NULL, (size_t)(n < (int)sizeof in ? n : 0), in);
+        answered++;
+        if (!ack) {
+          other++;
+          continue;
+        }
+        int64_t t = lk_mono_us();
+        last_progress = t;
+        int in_window = t < end;
+        switch (ack->status) {
+        case LINKAGE__V1__REPORT_ACK__STATUS__ACCEPTED:
+        case LINKAGE__V1__REPORT_ACK__STATUS__DUPLICATE:
+          if (ack->status == LINKAGE__V1__REPORT_ACK__STATUS__ACCEPTED)
+            accepted++;
+          else
+            duplicate++;
+          acked_in_window += in_window;
+          if (acks)
+            fprintf(acks, "%s %" PRIu64 " %s\n", names[d], ack->sequence,
+                    ack->incident_id ? ack->incident_id : "");
+          break;
+        case LINKAGE__V1__REPORT_ACK__STATUS__BUSY:
+          busy++;
+          busy_in_window += in_window;
+          if (ack->error && strstr(ack->error, "ledger did not answer")) busy_gave_up++;
+          break;
+        case LINKAGE__V1__REPORT_ACK__STATUS__REJECTED: rejected++; break;
+        default: other++;
+        }
+        linkage__v1__report_ack__free_unpacked(ack, NULL);
+      }
+    }
+  }
+  double send_s = (double)(last_sent_us - t0) / 1e6;
+  if (send_s > seconds) send_s = seconds;
+  double total_s = (double)(lk_mono_us() - t0) / 1e6;
+  printf("mode=open\ndevices=%d\nsndhwm=%d\nrate=%.0f\nattempted=%ld\nsent=%ld\nskipped_hwm=%ld\n"
+         "accepted=%ld\nduplicate=%ld\nbusy=%ld\nrejected=%ld\nother=%ld\nunanswered=%ld\n"
+         "send_seconds=%.3f\ntotal_seconds=%.3f\noffered_per_s=%.0f\nsent_per_s=%.0f\n"
+         "acked_per_s=%.0f\nbusy_per_s=%.0f\nbusy_gave_up=%ld\nlate_turns=%ld\ncpu_s=%.2f\n",
+         ndev, hwm, rate, attempted, sent, skipped, accepted, duplicate, busy, rejected, other,
+         sent - answered, send_s, total_s, (double)attempted / send_s, (double)sent / send_s,
+         (double)acked_in_window / send_s, (double)busy_in_window / send_s, busy_gave_up, late_ms,
+         cpu_seconds());
+  for (int d = 0; d < ndev; d++)
+    zmq_close(socks[d]);
+  zmq_ctx_term(ctx);
+  free(items);
+  if (acks && fclose(acks) != 0) {
+    perror(ackpath);
+    return 1;
+  }
+  return 0;
+}
+
 /* ---- junk ---- */
 
 enum junk_kind { RAW_TCP, RANDOM_FRAMES, OVERSIZED, EMPTY_FRAMES, NO_DELIMITER, KINDS };
@@ -376,9 +512,12 @@ static int junk(const char *endpoint, double seconds, int nconn, long interval_u
 int main(int argc, char **argv) {
   if (argc == 8 && !strcmp(argv[1], "flood"))
     return flood(argv[2], atof(argv[3]), atoi(argv[4]), atol(argv[5]), atof(argv[6]), argv[7]);
+  if (argc == 8 && !strcmp(argv[1], "open"))
+    return open_loop(argv[2], atof(argv[3]), atoi(argv[4]), atof(argv[5]), atoi(argv[6]), argv[7]);
   if ((argc == 6 || argc == 7) && !strcmp(argv[1], "junk"))
     return junk(argv[2], atof(argv[3]), atoi(argv[4]), atol(argv[5]), argc == 7 ? argv[6] : NULL);
   fprintf(stderr, "usage: overload flood ENDPOINT SECONDS DEVICES WINDOW RATE ACKFILE\n"
+                  "       overload open ENDPOINT SECONDS DEVICES RATE SNDHWM ACKFILE\n"
                   "       overload junk ENDPOINT SECONDS CONNS INTERVAL_US [KIND]\n");
   return 2;
 }

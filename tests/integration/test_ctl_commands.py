@@ -314,7 +314,7 @@ def body(st, c):
     c.check(r.returncode == 0 and r.stdout.startswith("ok name=router ") and
             len(r.stdout.splitlines()) == 1, "linkagectl status router asks the router only",
             r.stdout + r.stderr)
-    c.eq(st.ctl("status", "gateway").returncode, 2, "status of an unknown daemon: usage error")
+    c.eq(st.ctl("status", "janitor").returncode, 2, "status of an unknown daemon: usage error")
     r = st.ctl("verify")
     c.check(r.returncode == 0, "linkagectl verify passes", r.stdout + r.stderr)
 
