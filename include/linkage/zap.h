@@ -42,10 +42,12 @@
   "  added_at timestamptz not null default now(),\n"                                               \
   "  revoked_at timestamptz\n"                                                                     \
   ");\n"                                                                                           \
-  "create index if not exists keys_kind_id on keys (kind, id);\n"                                 \
-  /* The kinds, as a named constraint a later kind can replace (subscribers came after). */      \
-  "alter table keys drop constraint if exists keys_kind_check;\n"                                 \
-  "alter table keys add constraint keys_kind_check\n"                                             \
+  "create index if not exists keys_kind_id on keys (kind, id);\n" /* The kinds, as a named         \
+                                                                     constraint a later kind can   \
+                                                                     replace (subscribers came     \
+                                                                     after). */                    \
+  "alter table keys drop constraint if exists keys_kind_check;\n"                                  \
+  "alter table keys add constraint keys_kind_check\n"                                              \
   "  check (kind in ('device', 'unit', 'subscriber'));\n"
 
 struct lk_key_entry {

@@ -96,9 +96,9 @@ struct gw_feed_pending {
 struct gw_feed {
   struct lk_zsock pub, replay;
   int pub_open, replay_open;
-  struct lk_auth *auth;        /* borrowed; CURVE for subscribers when auth->curve */
-  uint64_t removals_seen;      /* auth->removals when the subscribers were last dropped */
-  int rebind_pending;          /* the PUB is unbound: bind it again at the next heartbeat */
+  struct lk_auth *auth;   /* borrowed; CURVE for subscribers when auth->curve */
+  uint64_t removals_seen; /* auth->removals when the subscribers were last dropped */
+  int rebind_pending;     /* the PUB is unbound: bind it again at the next heartbeat */
   char pub_endpoint[LK_CONFIG_STR];
   struct lk_ledger_client *ledger;
   const struct gw_view *view;
