@@ -32,7 +32,8 @@
 
 /* The registry's table, one definition for the ledger (which creates it with
  * its schema) and linkagectl (which may register keys before the ledger first
- * ran). Not append-only: a revocation sets revoked_at and is also recorded in
+ * ran). The kinds are a named constraint a later kind can replace (subscribers came
+ * after devices and units). Not append-only: a revocation sets revoked_at and is also recorded in
  * the ledger as a key_revoked event. A public key belongs to one id for good. */
 #define LK_KEYS_TABLE_SQL                                                                          \
   "create table if not exists keys (\n"                                                            \
@@ -42,10 +43,7 @@
   "  added_at timestamptz not null default now(),\n"                                               \
   "  revoked_at timestamptz\n"                                                                     \
   ");\n"                                                                                           \
-  "create index if not exists keys_kind_id on keys (kind, id);\n" /* The kinds, as a named         \
-                                                                     constraint a later kind can   \
-                                                                     replace (subscribers came     \
-                                                                     after). */                    \
+  "create index if not exists keys_kind_id on keys (kind, id);\n"                                  \
   "alter table keys drop constraint if exists keys_kind_check;\n"                                  \
   "alter table keys add constraint keys_kind_check\n"                                              \
   "  check (kind in ('device', 'unit', 'subscriber'));\n"
