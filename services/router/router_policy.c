@@ -85,6 +85,35 @@ static int near_enough(const struct router_state *s, const struct router_inciden
   return router_distance_m(a->lat, a->lon, b->lat, b->lon) <= s->policy.merge_distance_m;
 }
 
+static int same_place(const struct router_incident *a, const struct router_incident *b) {
+  if ((a->building == NULL) != (b->building == NULL)) return 0;
+  if (a->building && strcmp(a->building, b->building) != 0) return 0;
+  return a->category == b->category && a->lat == b->lat && a->lon == b->lon;
+}
+
+/* A flood of reports from one place would walk the whole bucket for each report (quadratic):
+ * the bucket remembers its last search. When the bucket's reports came in time order, a later
+ * report from the same place (category, building, coordinates) has the same earliest match as
+ * long as that match still qualifies: every older entry failed for the earlier report on grounds
+ * that hold for the later one too (out of the window, not open as of its place in the ledger, not
+ * close by), and newer entries cannot be earlier. Otherwise the full search decides. */
+static int remembered(const struct router_state *s, const struct router_incident *first,
+                      const struct router_incident *inc, const struct router_incident **target) {
+  if (first->bucket_unordered || !first->memo_query || !first->memo_target) return 0;
+  const struct router_incident *q = &s->incidents[first->memo_query];
+  const struct router_incident *t = &s->incidents[first->memo_target];
+  if (q == inc || t == inc || !same_place(q, inc)) return 0;
+  if (inc->reported_at_us < q->reported_at_us || inc->reported_position < q->reported_position)
+    return 0;
+  if (t->reported_at_us > inc->reported_at_us ||
+      inc->reported_at_us - t->reported_at_us > s->policy.merge_window_us)
+    return 0;
+  if (t->ended_position && t->ended_position <= inc->reported_position) return 0;
+  if (t->category != inc->category || !near_enough(s, t, inc)) return 0;
+  *target = t;
+  return 1;
+}
+
 int router_decide_new(const struct router_state *s, uint32_t slot, int64_t now_us,
                       struct router_decision *out) {
   const struct router_incident *inc = &s->incidents[slot];
@@ -97,6 +126,8 @@ int router_decide_new(const struct router_state *s, uint32_t slot, int64_t now_u
   const struct router_incident *target = NULL;
   router_bucket_key(inc, key, sizeof key);
   lk_map_get(&s->buckets, key, &head);
+  const struct router_incident *first = head ? &s->incidents[head] : NULL;
+  if (first && s->policy.merge_window_us > 0 && remembered(s, first, inc, &target)) goto decided;
   for (uint32_t i = (uint32_t)head; i && s->policy.merge_window_us > 0;
        i = s->incidents[i].next_in_bucket) {
     const struct router_incident *o = &s->incidents[i];
@@ -109,6 +140,13 @@ int router_decide_new(const struct router_state *s, uint32_t slot, int64_t now_u
     if (!open_then || o->category != inc->category) continue;
     if (near_enough(s, o, inc)) target = o;
   }
+  if (first && !first->bucket_unordered) {
+    /* A cache of this search, not state: the same answers come with or without it. */
+    struct router_incident *m = (struct router_incident *)first;
+    m->memo_query = slot;
+    m->memo_target = target ? (uint32_t)(target - s->incidents) : 0;
+  }
+decided:
   if (target) {
     const struct router_incident *o = target;
     begin(out, inc, slot, LINKAGE__V1__EVENT_TYPE__MERGED);

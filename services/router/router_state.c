@@ -179,7 +179,13 @@ static uint32_t add_incident(struct router_state *s, const Linkage__V1__Event *e
   lk_map_get(&s->buckets, key, &head);
   inc->next_in_bucket = (uint32_t)head;
   inc->prev_in_bucket = 0;
-  if (head) s->incidents[head].prev_in_bucket = slot;
+  if (head) {
+    struct router_incident *h = &s->incidents[head];
+    h->prev_in_bucket = slot;
+    inc->bucket_unordered = h->bucket_unordered || inc->reported_at_us < h->reported_at_us;
+    inc->memo_query = h->memo_query;
+    inc->memo_target = h->memo_target;
+  }
   if (lk_map_put(&s->buckets, key, slot) != LK_OK) {
     lk_map_del(&s->by_id, inc->id);
     goto fail;
@@ -210,6 +216,16 @@ void router_bucket_key(const struct router_incident *inc, char *out, size_t len)
  * reports that all merge into one incident does not make every later report walk them all. */
 static void leave_bucket(struct router_state *s, uint32_t slot) {
   struct router_incident *inc = &s->incidents[slot];
+  char bkey[LK_ID_MAX + 32];
+  uint64_t first = 0;
+  router_bucket_key(inc, bkey, sizeof bkey);
+  if (!inc->prev_in_bucket && inc->next_in_bucket) {
+    /* The next one becomes the bucket's first: it carries the bucket's memo from now on. */
+    struct router_incident *n = &s->incidents[inc->next_in_bucket];
+    n->bucket_unordered = inc->bucket_unordered;
+    n->memo_query = inc->memo_query;
+    n->memo_target = inc->memo_target;
+  }
   if (inc->prev_in_bucket) {
     s->incidents[inc->prev_in_bucket].next_in_bucket = inc->next_in_bucket;
   } else {
@@ -225,6 +241,9 @@ static void leave_bucket(struct router_state *s, uint32_t slot) {
   }
   if (inc->next_in_bucket) s->incidents[inc->next_in_bucket].prev_in_bucket = inc->prev_in_bucket;
   inc->next_in_bucket = inc->prev_in_bucket = 0;
+  /* A remembered target that leaves the bucket is no answer any more. */
+  if (lk_map_get(&s->buckets, bkey, &first) && s->incidents[first].memo_target == slot)
+    s->incidents[first].memo_target = 0;
 }
 
 static void note_high_tier(struct router_state *s, uint32_t slot) {

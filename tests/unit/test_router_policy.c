@@ -492,6 +492,78 @@ LK_TEST(a_flood_of_merging_reports_keeps_the_bucket_short) {
   router_state_close(&s);
 }
 
+/* The merge search as the router defines it, walked in full every time: the reference the
+ * remembered search must agree with. */
+static const char *reference_target(const struct router_state *s, uint32_t slot) {
+  const struct router_incident *inc = &s->incidents[slot], *target = NULL;
+  char key[LK_ID_MAX + 32];
+  uint64_t head = 0;
+  router_bucket_key(inc, key, sizeof key);
+  lk_map_get(&s->buckets, key, &head);
+  for (uint32_t i = (uint32_t)head; i; i = s->incidents[i].next_in_bucket) {
+    const struct router_incident *o = &s->incidents[i];
+    int open_then = !o->ended_position || o->ended_position > inc->reported_position;
+    if (i == slot || o->reported_at_us > inc->reported_at_us) continue;
+    if (inc->reported_at_us - o->reported_at_us > s->policy.merge_window_us) break;
+    if (!open_then || o->category != inc->category) continue;
+    int near = o->building && inc->building && strcmp(o->building, inc->building) == 0;
+    if (near) target = o;
+  }
+  return target ? target->id : NULL;
+}
+
+LK_TEST(the_remembered_merge_search_agrees_with_the_full_one) {
+  /* Floods from a few buildings, decisions committed late and out of order, incidents closed,
+   * report times that now and then go back (two intakes' clocks): every decision must name the
+   * target the full search names. */
+  struct router_state s;
+  struct router_decision d;
+  init(&s);
+  s.policy.reporter_threshold = 0;
+  static const char *const buildings[] = {"B1", "B2", "B3"};
+  static const char *const kinds[] = {"flooding", "gas_leak"};
+  uint64_t pos = 1;
+  int64_t t = T0;
+  unsigned seed = 12345;
+  struct router_decision pending[64];
+  int npending = 0, agreed = 0, disagreed = 0, merges = 0;
+  for (int i = 0; i < 4000; i++) {
+    seed = seed * 1103515245u + 12345u;
+    unsigned r = seed >> 8;
+    t += (r % 7 == 0) ? -(int64_t)(r % 5) * MIN : (int64_t)(r % 90) * 1000000;
+    char id[32], dev[32];
+    snprintf(id, sizeof id, "inc-m%d", i);
+    snprintf(dev, sizeof dev, "dev-m%d", i);
+    uint32_t slot = report(&s, pos++, id, dev, "zhouji-asia-bay", buildings[r % 3],
+                           LINKAGE__V1__CATEGORY__ACCIDENT_DISASTER, kinds[(r >> 3) % 2],
+                           LINKAGE__V1__SEVERITY__SEVERITY_IV, t);
+    const char *want = reference_target(&s, slot);
+    if (!router_decide_new(&s, slot, t, &d)) continue;
+    const char *got = d.type == LINKAGE__V1__EVENT_TYPE__MERGED ? d.by : NULL;
+    if ((want == NULL) == (got == NULL) && (!want || strcmp(want, got) == 0))
+      agreed++;
+    else
+      disagreed++;
+    merges += got != NULL;
+    s.incidents[slot].flags |= RI_INFLIGHT; /* as the shell marks a decision in flight */
+    pending[npending++] = d;
+    /* Commit some decisions late, oldest or newest first. */
+    while (npending && (npending == 64 || (r >> 5) % 4 == 0)) {
+      int k = ((r >> 9) & 1) ? npending - 1 : 0;
+      s.incidents[pending[k].incident].flags &= ~(uint32_t)RI_INFLIGHT;
+      commit(&s, pos++, &pending[k], t);
+      memmove(&pending[k], &pending[k + 1], (size_t)(npending - k - 1) * sizeof pending[0]);
+      npending--;
+      r >>= 1;
+    }
+    if (r % 23 == 0) simple_event(&s, pos++, id, LINKAGE__V1__EVENT_TYPE__CLOSED, t);
+  }
+  LK_CHECK_EQ_INT(disagreed, 0);
+  LK_CHECK(agreed > 3000);
+  LK_CHECK(merges > 1000);
+  router_state_close(&s);
+}
+
 LK_TEST(a_late_decision_merges_as_the_live_one_would_have) {
   /* B is open when A is reported, and closed after: a router deciding A only now (after a
    * restart) must still merge it into B, as the live router did, not route it. */
