@@ -66,11 +66,9 @@ struct router_incident {
   uint32_t ack_handle, resolve_handle; /* in the deadline heap, or LK_HEAP_NONE */
   uint32_t next_in_bucket;             /* next (older) incident of the same compound and kind */
   uint32_t prev_in_bucket;             /* previous (newer) one, or 0 when first */
-  /* On a bucket's first (newest) incident only: the last merge search of the bucket, a query and
-   * the target it found (router_policy.c), and whether any report joined the bucket with an
-   * earlier time than the one before it (then the search cannot be remembered). */
+  /* On a bucket's first (newest) incident only: the bucket's last merge search that may be
+   * reused, a query and the target it found (router_policy.c); 0 when none may. */
   uint32_t memo_query, memo_target;
-  uint8_t bucket_unordered;
   struct router_reporter *reporters; /* distinct devices that reported it (merges included) */
   uint32_t reporter_count, reporter_cap;
 };

@@ -92,14 +92,16 @@ static int same_place(const struct router_incident *a, const struct router_incid
 }
 
 /* A flood of reports from one place would walk the whole bucket for each report (quadratic):
- * the bucket remembers its last search. When the bucket's reports came in time order, a later
- * report from the same place (category, building, coordinates) has the same earliest match as
- * long as that match still qualifies: every older entry failed for the earlier report on grounds
- * that hold for the later one too (out of the window, not open as of its place in the ledger, not
- * close by), and newer entries cannot be earlier. Otherwise the full search decides. */
+ * the bucket remembers its last search, kept only when it is safe to reuse (router_decide_new).
+ * A later report from the same place (category, building, coordinates) then has the same
+ * earliest match as long as that match still qualifies: every entry after it failed for the
+ * earlier report on grounds that hold for the later one too (out of the window, not open as of
+ * its place in the ledger, not close by), none before it is earlier (so none stops the search
+ * short of it), and a report that joins the bucket earlier than it drops the memo. Otherwise
+ * the full search decides. */
 static int remembered(const struct router_state *s, const struct router_incident *first,
                       const struct router_incident *inc, const struct router_incident **target) {
-  if (first->bucket_unordered || !first->memo_query || !first->memo_target) return 0;
+  if (!first->memo_query || !first->memo_target) return 0;
   const struct router_incident *q = &s->incidents[first->memo_query];
   const struct router_incident *t = &s->incidents[first->memo_target];
   if (q == inc || t == inc || !same_place(q, inc)) return 0;
@@ -128,23 +130,39 @@ int router_decide_new(const struct router_state *s, uint32_t slot, int64_t now_u
   lk_map_get(&s->buckets, key, &head);
   const struct router_incident *first = head ? &s->incidents[head] : NULL;
   if (first && s->policy.merge_window_us > 0 && remembered(s, first, inc, &target)) goto decided;
+  /* For remembering the answer (see remembered()): the earliest time among the entries before
+   * the target, and the latest among those after it. */
+  int64_t earliest_before = INT64_MAX, seen_earliest = INT64_MAX, latest_after = INT64_MIN;
   for (uint32_t i = (uint32_t)head; i && s->policy.merge_window_us > 0;
        i = s->incidents[i].next_in_bucket) {
     const struct router_incident *o = &s->incidents[i];
+    if (i == slot) continue;
+    int64_t at = o->reported_at_us;
+    if (target && at > latest_after) latest_after = at;
     /* Open as of this report's place in the ledger, not as of now: a router that decides late
      * (after a restart) must choose what the live one chose, or both a merge and a routing
      * could end up committed. */
     int open_then = !o->ended_position || o->ended_position > inc->reported_position;
-    if (i == slot || o->reported_at_us > inc->reported_at_us) continue;
-    if (inc->reported_at_us - o->reported_at_us > s->policy.merge_window_us) break;
-    if (!open_then || o->category != inc->category) continue;
-    if (near_enough(s, o, inc)) target = o;
+    if (at <= inc->reported_at_us) {
+      if (inc->reported_at_us - at > s->policy.merge_window_us) break;
+      if (open_then && o->category == inc->category && near_enough(s, o, inc)) {
+        target = o;
+        earliest_before = seen_earliest;
+        latest_after = INT64_MIN;
+      }
+    }
+    if (at < seen_earliest) seen_earliest = at;
   }
-  if (first && !first->bucket_unordered) {
-    /* A cache of this search, not state: the same answers come with or without it. */
+  if (first) {
+    /* A cache of this search, not state: the same answers come with or without it. Kept only
+     * when the entries before the target are no earlier than it (a later report's search cannot
+     * stop short of it) and those after it no later than this report (none can become a
+     * candidate for a later one). */
     struct router_incident *m = (struct router_incident *)first;
+    int keep =
+        target && earliest_before >= target->reported_at_us && latest_after <= inc->reported_at_us;
     m->memo_query = slot;
-    m->memo_target = target ? (uint32_t)(target - s->incidents) : 0;
+    m->memo_target = keep ? (uint32_t)(target - s->incidents) : 0;
   }
 decided:
   if (target) {

@@ -182,9 +182,12 @@ static uint32_t add_incident(struct router_state *s, const Linkage__V1__Event *e
   if (head) {
     struct router_incident *h = &s->incidents[head];
     h->prev_in_bucket = slot;
-    inc->bucket_unordered = h->bucket_unordered || inc->reported_at_us < h->reported_at_us;
     inc->memo_query = h->memo_query;
-    inc->memo_target = h->memo_target;
+    /* A report earlier than the remembered target could stop a later search short of it. */
+    inc->memo_target =
+        h->memo_target && inc->reported_at_us >= s->incidents[h->memo_target].reported_at_us
+            ? h->memo_target
+            : 0;
   }
   if (lk_map_put(&s->buckets, key, slot) != LK_OK) {
     lk_map_del(&s->by_id, inc->id);
@@ -222,7 +225,6 @@ static void leave_bucket(struct router_state *s, uint32_t slot) {
   if (!inc->prev_in_bucket && inc->next_in_bucket) {
     /* The next one becomes the bucket's first: it carries the bucket's memo from now on. */
     struct router_incident *n = &s->incidents[inc->next_in_bucket];
-    n->bucket_unordered = inc->bucket_unordered;
     n->memo_query = inc->memo_query;
     n->memo_target = inc->memo_target;
   }
