@@ -64,6 +64,40 @@ static void *dealer(void *ctx, const char *endpoint) {
 
 /* ---- flood ---- */
 
+/* What the acks of one run said; both generators count them the same way. */
+struct tally {
+  long accepted, duplicate, busy, rejected, other;
+  long acked_in_window, busy_in_window, busy_gave_up;
+};
+
+/* Counts one ack (freed here); acked ones go to acks (may be NULL) as "device sequence incident".
+ */
+static void tally_ack(struct tally *t, Linkage__V1__ReportAck *ack, int in_window, FILE *acks,
+                      const char *device) {
+  switch (ack->status) {
+  case LINKAGE__V1__REPORT_ACK__STATUS__ACCEPTED:
+  case LINKAGE__V1__REPORT_ACK__STATUS__DUPLICATE:
+    if (ack->status == LINKAGE__V1__REPORT_ACK__STATUS__ACCEPTED)
+      t->accepted++;
+    else
+      t->duplicate++;
+    t->acked_in_window += in_window;
+    if (acks)
+      fprintf(acks, "%s %" PRIu64 " %s\n", device, ack->sequence,
+              ack->incident_id ? ack->incident_id : "");
+    break;
+  case LINKAGE__V1__REPORT_ACK__STATUS__BUSY:
+    t->busy++;
+    t->busy_in_window += in_window;
+    /* Given up on by intake after ledger_give_up_ms: the ledger may still commit it. */
+    if (ack->error && strstr(ack->error, "ledger did not answer")) t->busy_gave_up++;
+    break;
+  case LINKAGE__V1__REPORT_ACK__STATUS__REJECTED: t->rejected++; break;
+  default: t->other++;
+  }
+  linkage__v1__report_ack__free_unpacked(ack, NULL);
+}
+
 static int flood(const char *endpoint, double seconds, int ndev, long window, double rate,
                  const char *ackpath) {
   if (ndev < 1 || ndev > MAX_DEVICES || window < 1) return 2;
@@ -83,8 +117,8 @@ static int flood(const char *endpoint, double seconds, int ndev, long window, do
     next_seq[d] = 1;
     inflight[d] = 0;
   }
-  long sent = 0, accepted = 0, duplicate = 0, busy = 0, rejected = 0, other = 0;
-  long acked_in_window = 0, busy_in_window = 0, busy_gave_up = 0, total_inflight = 0;
+  long sent = 0, total_inflight = 0;
+  struct tally tl = {0};
   int64_t t0 = lk_mono_us(), end = t0 + (int64_t)(seconds * 1e6), last_progress = t0;
   int rr = 0;
   zmq_pollitem_t *items = calloc((size_t)ndev, sizeof *items);
@@ -143,7 +177,7 @@ static int flood(const char *endpoint, double seconds, int ndev, long window, do
         Linkage__V1__ReportAck *ack =
             linkage__v1__report_ack__unpack(NULL, (size_t)(n < (int)sizeof in ? n : 0), in);
         if (!ack) {
-          other++;
+          tl.other++;
           continue;
         }
         inflight[d]--;
@@ -151,28 +185,7 @@ static int flood(const char *endpoint, double seconds, int ndev, long window, do
         int64_t t = lk_mono_us();
         last_progress = t;
         int in_window = t < end;
-        switch (ack->status) {
-        case LINKAGE__V1__REPORT_ACK__STATUS__ACCEPTED:
-        case LINKAGE__V1__REPORT_ACK__STATUS__DUPLICATE:
-          if (ack->status == LINKAGE__V1__REPORT_ACK__STATUS__ACCEPTED)
-            accepted++;
-          else
-            duplicate++;
-          acked_in_window += in_window;
-          if (acks)
-            fprintf(acks, "%s %" PRIu64 " %s\n", names[d], ack->sequence,
-                    ack->incident_id ? ack->incident_id : "");
-          break;
-        case LINKAGE__V1__REPORT_ACK__STATUS__BUSY:
-          busy++;
-          busy_in_window += in_window;
-          /* Given up on by intake after ledger_give_up_ms: the ledger may still commit it. */
-          if (ack->error && strstr(ack->error, "ledger did not answer")) busy_gave_up++;
-          break;
-        case LINKAGE__V1__REPORT_ACK__STATUS__REJECTED: rejected++; break;
-        default: other++;
-        }
-        linkage__v1__report_ack__free_unpacked(ack, NULL);
+        tally_ack(&tl, ack, in_window, acks, names[d]);
       }
     }
   }
@@ -181,9 +194,10 @@ static int flood(const char *endpoint, double seconds, int ndev, long window, do
   printf("devices=%d\nwindow=%ld\nrate=%.0f\nsent=%ld\naccepted=%ld\nduplicate=%ld\nbusy=%ld\n"
          "rejected=%ld\nother=%ld\nunanswered=%ld\nsend_seconds=%.3f\ntotal_seconds=%.3f\n"
          "offered_per_s=%.0f\nacked_per_s=%.0f\nbusy_per_s=%.0f\nbusy_gave_up=%ld\ncpu_s=%.2f\n",
-         ndev, window, rate, sent, accepted, duplicate, busy, rejected, other, total_inflight,
-         send_s, total_s, (double)sent / send_s, (double)acked_in_window / send_s,
-         (double)busy_in_window / send_s, busy_gave_up, cpu_seconds());
+         ndev, window, rate, sent, tl.accepted, tl.duplicate, tl.busy, tl.rejected, tl.other,
+         total_inflight, send_s, total_s, (double)sent / send_s,
+         (double)tl.acked_in_window / send_s, (double)tl.busy_in_window / send_s, tl.busy_gave_up,
+         cpu_seconds());
   for (int d = 0; d < ndev; d++)
     zmq_close(socks[d]);
   zmq_ctx_term(ctx);
@@ -221,8 +235,8 @@ static int open_loop(const char *endpoint, double seconds, int ndev, double rate
     snprintf(names[d], sizeof names[d], "opn-%lx-%d", run, d);
     next_seq[d] = 1;
   }
-  long attempted = 0, sent = 0, skipped = 0, accepted = 0, duplicate = 0, busy = 0;
-  long rejected = 0, other = 0, acked_in_window = 0, busy_in_window = 0, busy_gave_up = 0;
+  long attempted = 0, sent = 0, skipped = 0;
+  struct tally tl = {0};
   long answered = 0, late_ms = 0;
   int64_t t0 = lk_mono_us(), end = t0 + (int64_t)(seconds * 1e6), last_progress = t0;
   int64_t last_sent_us = t0;
@@ -279,33 +293,13 @@ static int open_loop(const char *endpoint, double seconds, int ndev, double rate
             linkage__v1__report_ack__unpack(NULL, (size_t)(n < (int)sizeof in ? n : 0), in);
         answered++;
         if (!ack) {
-          other++;
+          tl.other++;
           continue;
         }
         int64_t t = lk_mono_us();
         last_progress = t;
         int in_window = t < end;
-        switch (ack->status) {
-        case LINKAGE__V1__REPORT_ACK__STATUS__ACCEPTED:
-        case LINKAGE__V1__REPORT_ACK__STATUS__DUPLICATE:
-          if (ack->status == LINKAGE__V1__REPORT_ACK__STATUS__ACCEPTED)
-            accepted++;
-          else
-            duplicate++;
-          acked_in_window += in_window;
-          if (acks)
-            fprintf(acks, "%s %" PRIu64 " %s\n", names[d], ack->sequence,
-                    ack->incident_id ? ack->incident_id : "");
-          break;
-        case LINKAGE__V1__REPORT_ACK__STATUS__BUSY:
-          busy++;
-          busy_in_window += in_window;
-          if (ack->error && strstr(ack->error, "ledger did not answer")) busy_gave_up++;
-          break;
-        case LINKAGE__V1__REPORT_ACK__STATUS__REJECTED: rejected++; break;
-        default: other++;
-        }
-        linkage__v1__report_ack__free_unpacked(ack, NULL);
+        tally_ack(&tl, ack, in_window, acks, names[d]);
       }
     }
   }
@@ -316,10 +310,10 @@ static int open_loop(const char *endpoint, double seconds, int ndev, double rate
          "accepted=%ld\nduplicate=%ld\nbusy=%ld\nrejected=%ld\nother=%ld\nunanswered=%ld\n"
          "send_seconds=%.3f\ntotal_seconds=%.3f\noffered_per_s=%.0f\nsent_per_s=%.0f\n"
          "acked_per_s=%.0f\nbusy_per_s=%.0f\nbusy_gave_up=%ld\nlate_turns=%ld\ncpu_s=%.2f\n",
-         ndev, hwm, rate, attempted, sent, skipped, accepted, duplicate, busy, rejected, other,
-         sent - answered, send_s, total_s, (double)attempted / send_s, (double)sent / send_s,
-         (double)acked_in_window / send_s, (double)busy_in_window / send_s, busy_gave_up, late_ms,
-         cpu_seconds());
+         ndev, hwm, rate, attempted, sent, skipped, tl.accepted, tl.duplicate, tl.busy, tl.rejected,
+         tl.other, sent - answered, send_s, total_s, (double)attempted / send_s,
+         (double)sent / send_s, (double)tl.acked_in_window / send_s,
+         (double)tl.busy_in_window / send_s, tl.busy_gave_up, late_ms, cpu_seconds());
   for (int d = 0; d < ndev; d++)
     zmq_close(socks[d]);
   zmq_ctx_term(ctx);
