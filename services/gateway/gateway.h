@@ -142,8 +142,7 @@ const char *gw_incident_deadline(const struct gw_incident *inc, int64_t *at_us);
 
 /* One incident as the dashboard's row object (see README "Gateway HTTP API"). with_timeline
  * adds "timeline": [...]. */
-void gw_json_incident(struct gw_buf *b, const struct gw_view *v, const struct gw_incident *inc,
-                      int with_timeline);
+void gw_json_incident(struct gw_buf *b, const struct gw_incident *inc, int with_timeline);
 /* {"district": {...}, "streets": [...], "communities": [...], "compounds": [...]} */
 void gw_json_district(struct gw_buf *b, const struct lk_district *d);
 /* {"windows": [...]}: every planned-work window, lifted ones included (with "lifted": true). */

@@ -23,6 +23,7 @@
 #include "linkage/clock.h"
 #include "linkage/error.h"
 #include "linkage/event.h"
+#include "linkage/hash.h"
 #include "linkage/log.h"
 #include "linkage/token.h"
 
@@ -31,6 +32,7 @@
 #define MAX_FIELDS 32
 #define MAX_BODY (64 * 1024)
 #define SSE_MAX_PENDING (1024 * 1024)
+#define GW_STATIC_FILES 3 /* the dashboard: index.html, app.js, style.css (gw_route.c) */
 #define SSE_HEARTBEAT_US (15 * 1000000LL)
 
 struct static_file {
@@ -55,7 +57,7 @@ struct gw_http {
   uv_poll_t poll;
   uv_timer_t timer;
   int poll_open, timer_open;
-  struct static_file files[3];
+  struct static_file files[GW_STATIC_FILES];
   struct sse_client sse; /* list head */
   unsigned sse_count;
   int64_t last_heartbeat_us;
@@ -299,7 +301,7 @@ static enum MHD_Result get_incidents(struct req *q) {
     if (inc->state == GW_CLOSED && !with_closed) continue;
     if (!first) gw_buf_puts(&b, ",");
     first = 0;
-    gw_json_incident(&b, &g->view, inc, 0);
+    gw_json_incident(&b, inc, 0);
   }
   gw_buf_puts(&b, "]}");
   return respond_buf(q, 200, &b, "application/json");
@@ -411,7 +413,7 @@ static enum MHD_Result handle_get(struct req *q) {
   case GW_R_INCIDENT: {
     const struct gw_incident *inc = gw_view_get(&g->view, q->route.id);
     if (!inc) return respond_error(q, 404, "unknown incident", 0);
-    gw_json_incident(&b, &g->view, inc, 1);
+    gw_json_incident(&b, inc, 1);
     return respond_buf(q, 200, &b, "application/json");
   }
   case GW_R_STREAM: return get_stream(q);
@@ -525,12 +527,10 @@ static enum MHD_Result handle_post(struct req *q) {
     free(st);
   } else {
     struct gw_command c;
-    char generated[40];
+    char generated[3 + 2 * 12 + 1] = "gw-";
     uint8_t rnd[12];
     randombytes_buf(rnd, sizeof rnd);
-    int n = snprintf(generated, sizeof generated, "gw-");
-    for (size_t i = 0; i < sizeof rnd; i++)
-      n += snprintf(generated + n, sizeof generated - (size_t)n, "%02x", rnd[i]);
+    lk_hex(rnd, sizeof rnd, generated + 3);
     if (gw_command_build(&q->route, req_arg, q, q->name, generated, &c, err, sizeof err) != LK_OK)
       return respond_error(q, 400, err, 0);
     q->waiter.on_command = on_command_reply;
@@ -665,16 +665,15 @@ static void sse_append(struct sse_client *c, const char *s, size_t n) {
   sse_wake(c);
 }
 
-static void sse_format_row(struct gw_buf *row, const struct gw_view *v,
-                           const struct gw_incident *inc) {
+static void sse_format_row(struct gw_buf *row, const struct gw_incident *inc) {
   gw_buf_reset(row);
   gw_buf_printf(row, "id: %" PRIu64 "\nevent: incident\ndata: ", inc->last_position);
-  gw_json_incident(row, v, inc, 0);
+  gw_json_incident(row, inc, 0);
   gw_buf_puts(row, "\n\n");
 }
 
 static void sse_add_row(struct sse_client *c, const struct gw_incident *inc, struct gw_buf *row) {
-  sse_format_row(row, &c->h->g->view, inc);
+  sse_format_row(row, inc);
   if (!row->failed) sse_append(c, row->data, row->len);
 }
 
@@ -701,7 +700,7 @@ void gw_http_publish(struct gw_http *h, uint32_t slot, uint64_t position) {
   if (h->sse_count == 0) return;
   struct gw_buf *row = &h->row;
   if (slot) {
-    sse_format_row(row, &h->g->view, &h->g->view.incidents[slot]);
+    sse_format_row(row, &h->g->view.incidents[slot]);
   } else {
     gw_buf_reset(row);
     gw_buf_printf(row, "id: %" PRIu64 "\nevent: planned_work\ndata: ", position);
@@ -786,8 +785,8 @@ int gw_http_start(struct gateway *g, struct gw_http **out) {
   h->sse.prev = h->sse.next = &h->sse;
   gw_buf_init(&h->row);
   *out = h;
-  static const char *const names[] = {"index.html", "app.js", "style.css"};
-  for (size_t i = 0; i < 3; i++) {
+  static const char *const names[GW_STATIC_FILES] = {"index.html", "app.js", "style.css"};
+  for (size_t i = 0; i < GW_STATIC_FILES; i++) {
     h->files[i].name = names[i];
     if (load_file(g->cfg->www_dir, &h->files[i]) != LK_OK) return LK_EIO;
   }
@@ -867,7 +866,7 @@ void gw_http_stop(struct gw_http **hp) {
     MHD_stop_daemon(h->d);
     h->d = NULL;
   }
-  for (size_t i = 0; i < 3; i++)
+  for (size_t i = 0; i < GW_STATIC_FILES; i++)
     free(h->files[i].data);
   gw_buf_free(&h->row);
   /* The handles close asynchronously; the struct goes when the last one has. */

@@ -19,9 +19,7 @@ static void field(struct gw_buf *b, const char *name, const char *value) {
   str_or_null(b, value);
 }
 
-void gw_json_incident(struct gw_buf *b, const struct gw_view *v, const struct gw_incident *inc,
-                      int with_timeline) {
-  (void)v;
+void gw_json_incident(struct gw_buf *b, const struct gw_incident *inc, int with_timeline) {
   gw_buf_puts(b, "{\"id\":");
   gw_buf_json_str(b, inc->id);
   gw_buf_printf(b, ",\"position\":%" PRIu64, inc->last_position);

@@ -2,6 +2,7 @@
  * two shapes, JSON and XML, written by the same code through the small `doc` writer below, so
  * the two can never disagree about which fields a request carries. */
 #include "gw_open311.h"
+#include "linkage/clock.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -391,69 +392,18 @@ int gw_open311_service_definition(struct gw_buf *b, int xml, const struct lk_dis
 
 /* ---- requests ---- */
 
-/* Days since 1970-01-01 of a civil date (proleptic Gregorian; H. Hinnant's algorithm), so no
- * dependence on the process's time zone or on timegm. */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  int64_t era = (y >= 0 ? y : y - 399) / 400;
-  unsigned yoe = (unsigned)(y - era * 400);
-  unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + (int64_t)doe - 719468;
-}
-
-static int digits(const char **p, int n, int *out) {
-  int v = 0;
-  for (int i = 0; i < n; i++) {
-    if (!isdigit((unsigned char)(*p)[i])) return -1;
-    v = v * 10 + ((*p)[i] - '0');
-  }
-  *p += n;
-  *out = v;
-  return 0;
-}
-
-/* A W3C datetime with seconds and a zone: "YYYY-MM-DDTHH:MM:SS[.fraction](Z|+hh:mm|-hh:mm)".
- * A space stands for '+': an unencoded '+' in a query string arrives decoded as a space. */
+/* A W3C datetime with seconds and a zone: "YYYY-MM-DDTHH:MM:SS[.fraction](Z|+hh:mm|-hh:mm)",
+ * read by the shared ISO 8601 parser. A space after the time stands for '+': an unencoded '+' in
+ * a query string arrives decoded as a space. */
 static int parse_datetime(const char *s, int64_t *us) {
-  const char *p = s;
-  int y, mo, d, h, mi, sec, oh = 0, om = 0, sign = 0;
-  if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' || digits(&p, 2, &d) ||
-      (*p != 'T' && *p != 't'))
-    return -1;
-  p++;
-  if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi) || *p++ != ':' || digits(&p, 2, &sec))
-    return -1;
-  int64_t frac = 0;
-  if (*p == '.') {
-    p++;
-    int n = 0;
-    int64_t scale = 100000;
-    for (; isdigit((unsigned char)*p); p++, n++) {
-      frac += scale * (*p - '0');
-      scale /= 10;
-    }
-    if (n == 0) return -1;
-  }
-  if (*p == 'Z' || *p == 'z') {
-    p++;
-  } else if (*p == '+' || *p == ' ' || *p == '-') {
-    sign = *p == '-' ? -1 : 1;
-    p++;
-    if (digits(&p, 2, &oh) || *p++ != ':' || digits(&p, 2, &om)) return -1;
-  } else {
-    return -1;
-  }
-  if (*p) return -1;
-  static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-  if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap) || h > 23 ||
-      mi > 59 || sec > 59 || oh > 23 || om > 59)
-    return -1;
-  int64_t secs = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec;
-  secs -= (int64_t)sign * (oh * 3600 + om * 60);
-  *us = secs * 1000000 + frac;
-  return 0;
+  char buf[64];
+  size_t n = strlen(s);
+  /* "YYYY-MM-DDTHH:MM:SS" is 19 characters; Open311 wants the seconds. */
+  if (n < 20 || n >= sizeof buf || (s[10] != 'T' && s[10] != 't') || s[16] != ':') return -1;
+  memcpy(buf, s, n + 1);
+  for (size_t i = 19; i < n; i++)
+    if (buf[i] == ' ') buf[i] = '+';
+  return lk_parse_iso8601(buf, us);
 }
 
 struct filter {

@@ -111,9 +111,6 @@ int ctl_link_client(void *sock, const char *who);
  * Returns 0, or -1 if s is none of these. */
 int ctl_parse_when(const char *s, int64_t now_us, int64_t base_us, int64_t *out);
 
-/* An ISO 8601 date and time with a zone (Z, +HH:MM, +HHMM, -...); 0 or -1. */
-int ctl_parse_iso8601(const char *s, int64_t *out);
-
 /* The actor a command is recorded under: $LINKAGE_ACTOR, else $USER, else
  * "operator" (empty variables count as unset). */
 const char *ctl_default_actor(void);

@@ -139,7 +139,7 @@ static void handle(const char *method, const char *path, struct args *a) {
   }
   case GW_R_INCIDENT: {
     const struct gw_incident *inc = gw_view_get(&view, r.id);
-    if (inc) gw_json_incident(&b, &view, inc, 1);
+    if (inc) gw_json_incident(&b, inc, 1);
     break;
   }
   default: break;

@@ -219,7 +219,7 @@ LK_TEST(json_row_escapes_and_carries_the_contract_words) {
   gw_view_apply(&v, 2, &ev);
   struct gw_buf b;
   gw_buf_init(&b);
-  gw_json_incident(&b, &v, gw_view_get(&v, id), 1);
+  gw_json_incident(&b, gw_view_get(&v, id), 1);
   LK_CHECK(!b.failed);
   LK_CHECK_CONTAINS(b.data, "\"state\":\"routed\"");
   LK_CHECK_CONTAINS(b.data, "\"severity\":\"III\"");
