@@ -96,6 +96,12 @@ int ctl_token_main(int argc, char **argv);
  * device's or unit's pair) and $LINKAGE_CURVE_SERVER_KEY_FILE a file with the server's
  * "public = " line; plain otherwise. Call before connecting. 0, or -1 after saying why. */
 int ctl_curve_client(void *sock, const char *who);
+/* Connects to conninfo and creates a registry table (table_sql: LK_KEYS_TABLE_SQL,
+ * LK_TOKENS_TABLE_SQL) as the ledger would, so linkagectl may register before the ledger first
+ * ran. NULL after printing why. */
+struct pg_conn;
+struct pg_conn *ctl_registry_connect(const char *conninfo, const char *who, const char *table_sql,
+                                     const char *table);
 /* With link_curve (LINKAGE_LINK_CURVE, LINKAGE_LINK_KEY_FILE): CURVE with the stack's link key on
  * a socket to the ledger or the router. 0 (also when the links are plain), or -1 after printing
  * why. */

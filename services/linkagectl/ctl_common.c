@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+#include <libpq-fe.h>
 #include <zmq.h>
 
 #include "ctl.h"
@@ -152,4 +153,31 @@ void ctl_format_time(int64_t us, char *out, size_t len) {
   }
   strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
   snprintf(out, len, "%s.%06ldZ", day, frac);
+}
+
+PGconn *ctl_registry_connect(const char *conninfo, const char *who, const char *table_sql,
+                             const char *table) {
+  PGconn *pg = PQconnectdb(conninfo);
+  if (PQstatus(pg) != CONNECTION_OK) {
+    fprintf(stderr, "linkagectl %s: cannot connect to \"%s\": %s", who, conninfo,
+            PQerrorMessage(pg));
+    PQfinish(pg);
+    return NULL;
+  }
+  /* Under the ledger's advisory lock, as the ledger creates its schema. */
+  const char *steps[] = {"set client_min_messages = warning; begin; "
+                         "select pg_advisory_xact_lock(7010)",
+                         table_sql, "commit"};
+  for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+    PGresult *res = PQexec(pg, steps[i]);
+    ExecStatusType st = PQresultStatus(res);
+    PQclear(res);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+      fprintf(stderr, "linkagectl %s: creating table %s failed: %s", who, table,
+              PQerrorMessage(pg));
+      PQfinish(pg);
+      return NULL;
+    }
+  }
+  return pg;
 }

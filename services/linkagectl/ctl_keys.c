@@ -75,11 +75,6 @@ static const char registry_help[] =
 
 /* The table as the ledger creates it, so keys can be registered before the ledger first ran;
  * under the ledger's advisory lock. */
-static const char keys_schema_sql[] =
-    "set client_min_messages = warning;\n"
-    "begin;\n"
-    "select pg_advisory_xact_lock(7010);\n" LK_KEYS_TABLE_SQL "commit;\n";
-
 static int write_pair(const char *path, const char *pub, const char *sec) {
   int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
   if (fd < 0) {
@@ -133,26 +128,6 @@ int ctl_key_id_ok(const char *id) {
 int ctl_key_z85_ok(const char *key) {
   uint8_t bin[LK_KEY_LEN];
   return strlen(key) == LK_KEY_Z85 && zmq_z85_decode(bin, key) != NULL;
-}
-
-static PGconn *connect_pg(const char *conninfo, const char *what) {
-  PGconn *pg = PQconnectdb(conninfo);
-  if (PQstatus(pg) != CONNECTION_OK) {
-    fprintf(stderr, "linkagectl %s: cannot connect to \"%s\": %s", what, conninfo,
-            PQerrorMessage(pg));
-    PQfinish(pg);
-    return NULL;
-  }
-  PGresult *res = PQexec(pg, keys_schema_sql);
-  int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-  if (!ok)
-    fprintf(stderr, "linkagectl %s: creating table keys failed: %s", what, PQerrorMessage(pg));
-  PQclear(res);
-  if (!ok) {
-    PQfinish(pg);
-    return NULL;
-  }
-  return pg;
 }
 
 static int add_key(PGconn *pg, const char *kind, const char *id, const char *key) {
@@ -387,7 +362,7 @@ int ctl_registry_main(int argc, char **argv) {
     fprintf(stderr, "linkagectl %s add: PUBLIC_KEY must be 40 Z85 characters (keys gen)\n", kind);
     return CTL_EXIT_FAIL;
   }
-  PGconn *pg = connect_pg(cfg.pg, kind);
+  PGconn *pg = ctl_registry_connect(cfg.pg, kind, LK_KEYS_TABLE_SQL, "keys");
   if (!pg) return CTL_EXIT_USAGE;
   int rc = add ? add_key(pg, kind, id, argv[optind + 2])
                : revoke_keys(pg, &cfg, kind, id, (unsigned)timeout);

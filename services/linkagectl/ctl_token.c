@@ -50,32 +50,6 @@ static const char token_help[] =
     "    named NAME), 2 usage (bad name or role) or the database could not be\n"
     "    reached.\n";
 
-/* The table as the ledger creates it, so tokens can be added before the ledger first ran;
- * under the ledger's advisory lock. */
-static const char tokens_schema_sql[] =
-    "set client_min_messages = warning;\n"
-    "begin;\n"
-    "select pg_advisory_xact_lock(7010);\n" LK_TOKENS_TABLE_SQL "commit;\n";
-
-static PGconn *connect_pg(const char *conninfo) {
-  PGconn *pg = PQconnectdb(conninfo);
-  if (PQstatus(pg) != CONNECTION_OK) {
-    fprintf(stderr, "linkagectl token: cannot connect to \"%s\": %s", conninfo, PQerrorMessage(pg));
-    PQfinish(pg);
-    return NULL;
-  }
-  PGresult *res = PQexec(pg, tokens_schema_sql);
-  int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-  if (!ok)
-    fprintf(stderr, "linkagectl token: creating table tokens failed: %s", PQerrorMessage(pg));
-  PQclear(res);
-  if (!ok) {
-    PQfinish(pg);
-    return NULL;
-  }
-  return pg;
-}
-
 static int add_token(PGconn *pg, const char *name, enum lk_role role) {
   char token[LK_TOKEN_LEN + 1];
   uint8_t hash[LK_TOKEN_HASH_LEN];
@@ -201,7 +175,7 @@ int ctl_token_main(int argc, char **argv) {
             role_arg ? " (not \"" : "", role_arg ? role_arg : "", role_arg ? "\")" : "");
     return CTL_EXIT_USAGE;
   }
-  PGconn *pg = connect_pg(cfg.pg);
+  PGconn *pg = ctl_registry_connect(cfg.pg, "token", LK_TOKENS_TABLE_SQL, "tokens");
   if (!pg) return CTL_EXIT_USAGE;
   int rc = add ? add_token(pg, name, role) : revoke ? revoke_token(pg, name) : list_tokens(pg);
   PQfinish(pg);
