@@ -14,6 +14,10 @@ void lk_log_init(const char *svc, enum lk_log_level min);
 void lk_log(enum lk_log_level level, const char *msg, const char *fields, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Whether a line of this level would be written: lets a caller skip building
+ * arguments (quoting, formatting) for lines that would be dropped. */
+int lk_log_enabled(enum lk_log_level level);
+
 #define lk_debug(msg, ...) lk_log(LK_LOG_DEBUG, msg, __VA_ARGS__)
 #define lk_info(msg, ...) lk_log(LK_LOG_INFO, msg, __VA_ARGS__)
 #define lk_warn(msg, ...) lk_log(LK_LOG_WARN, msg, __VA_ARGS__)

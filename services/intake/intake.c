@@ -35,8 +35,10 @@ static void list_push(struct intake_pending *head, struct intake_pending *p) {
 }
 
 static void log_answer(const struct intake_ack *ack) {
-  if (ack->status != LINKAGE__V1__REPORT_ACK__STATUS__REJECTED &&
-      ack->status != LINKAGE__V1__REPORT_ACK__STATUS__BUSY)
+  /* Bad peers can make every frame a rejection: do no quoting for a dropped line. */
+  if ((ack->status != LINKAGE__V1__REPORT_ACK__STATUS__REJECTED &&
+       ack->status != LINKAGE__V1__REPORT_ACK__STATUS__BUSY) ||
+      !lk_log_enabled(LK_LOG_DEBUG))
     return;
   char q[INTAKE_ERROR_MAX + 64];
   lk_debug(ack->status == LINKAGE__V1__REPORT_ACK__STATUS__REJECTED ? "report rejected"
