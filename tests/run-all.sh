@@ -29,7 +29,7 @@ what=${1:-all}
 unset LINKAGE_TEST_CURVE
 CURVE_SUITES=${LINKAGE_CURVE_SUITES-integration/test_spine.py integration/test_dispatch.py \
 integration/test_ctl_unit.py \
-wire/test_wire.py faults/test_crash.py}
+wire/test_wire.py faults/test_crash.py chaos/test_bad_peers.py}
 
 total_pass=0
 total_fail=0

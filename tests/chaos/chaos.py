@@ -32,12 +32,62 @@ def num(d, k):
     return float(d.get(k, "nan"))
 
 
-def start_generator(*args):
-    """Starts build/chaos/overload with args; returns the Popen (stdout piped)."""
+def start_generator(*args, cpus=None, env=None):
+    """Starts build/chaos/overload with args; returns the Popen (stdout piped).
+    cpus: the set of CPUs it may run on (all if None); env: added to the environment."""
     if not os.access(OVERLOAD, os.X_OK):
         raise RuntimeError("%s is not built (make all)" % OVERLOAD)
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus is not None else None
     return subprocess.Popen([OVERLOAD] + [str(a) for a in args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=pin,
+                            env=dict(os.environ, **(env or {})))
+
+
+def _children(ppid):
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == ppid:
+                    out.append(int(d))
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
+def _pin_process(pid, cpus):
+    """Pins every thread of pid (affinity is per thread; threads started later
+    inherit their creator's). Returns the number of threads pinned."""
+    n = 0
+    try:
+        tids = [int(t) for t in os.listdir("/proc/%d/task" % pid)]
+    except OSError:
+        return 0
+    for tid in tids:
+        try:
+            os.sched_setaffinity(tid, cpus)
+            n += 1
+        except OSError:
+            pass
+    return n
+
+
+def pin_stack(st, cpus):
+    """Pins the running daemons and the private PostgreSQL (postmaster and
+    its children; backends forked later inherit the postmaster's affinity)
+    to cpus. Returns the number of threads pinned."""
+    n = 0
+    for d in st.daemons.values():
+        if d.proc is not None and d.proc.poll() is None:
+            n += _pin_process(d.proc.pid, cpus)
+    with open(os.path.join(st.pg_dir, "data", "postmaster.pid")) as f:
+        pm = int(f.readline())
+    n += _pin_process(pm, cpus)
+    for c in _children(pm):
+        n += _pin_process(c, cpus)
+    return n
 
 
 def finish_generator(proc, timeout):

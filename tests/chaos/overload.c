@@ -16,8 +16,13 @@
  * Prints "ready=1" once every peer has acted once, then, at the end, what was sent. KIND (raw_tcp,
  * random_frames, oversized, empty_frames, no_delimiter) makes every peer one kind.
  *
- * The junk generator runs on the same two cores as the daemons and PostgreSQL; its own CPU
- * time is printed (cpu_s) so a test can tell contention from intake's own cost. */
+ * CURVE (LINKAGE_OVERLOAD_SERVER_KEY set to intake's public key, Z85): flood's devices are the
+ * registered ones listed in LINKAGE_OVERLOAD_DEVICE_KEYS ("device_id public secret" lines); every
+ * ZeroMQ junk peer presents a key pair no registry knows, so intake's ZAP handler denies it at the
+ * handshake; the peer tries again on a new socket every LINKAGE_OVERLOAD_RETRY_US (1 s); the raw
+ * TCP peers stay as they are.
+ *
+ * Its own CPU time is printed (cpu_s) so a test can tell contention from intake's own cost. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -48,18 +53,41 @@ static double cpu_seconds(void) {
          (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
-static void *dealer(void *ctx, const char *endpoint) {
+/* LINKAGE_OVERLOAD_SERVER_KEY (Z85): intake speaks CURVE; every DEALER is a CURVE client of that
+ * server key, with the key pair given (public and secret, Z85) or, if NULL, a fresh one that no
+ * registry knows. */
+static const char *server_key(void) {
+  const char *k = getenv("LINKAGE_OVERLOAD_SERVER_KEY");
+  return k && *k ? k : NULL;
+}
+
+static void *dealer_keyed(void *ctx, const char *endpoint, const char *pub, const char *sec) {
   void *s = zmq_socket(ctx, ZMQ_DEALER);
   int zero = 0, hwm = 100000;
   zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
   zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
   zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+  if (server_key()) {
+    char fresh_pub[41], fresh_sec[41];
+    if (!pub) {
+      zmq_curve_keypair(fresh_pub, fresh_sec);
+      pub = fresh_pub;
+      sec = fresh_sec;
+    }
+    zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server_key(), 40);
+    zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, pub, 40);
+    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, sec, 40);
+  }
   if (zmq_connect(s, endpoint) != 0) {
     fprintf(stderr, "overload: cannot connect %s: %s\n", endpoint, zmq_strerror(zmq_errno()));
     zmq_close(s);
     return NULL;
   }
   return s;
+}
+
+static void *dealer(void *ctx, const char *endpoint) {
+  return dealer_keyed(ctx, endpoint, NULL, NULL);
 }
 
 /* ---- flood ---- */
@@ -111,16 +139,34 @@ static int flood(const char *endpoint, double seconds, int ndev, long window, do
   static char names[MAX_DEVICES][64];
   static long next_seq[MAX_DEVICES], inflight[MAX_DEVICES];
   long run = (long)time(NULL) ^ ((long)getpid() << 16);
+  /* CURVE: the devices are the registered ones of LINKAGE_OVERLOAD_DEVICE_KEYS, a file of
+   * "device_id public secret" lines, so intake admits them. */
+  FILE *keys = NULL;
+  if (server_key()) {
+    const char *path = getenv("LINKAGE_OVERLOAD_DEVICE_KEYS");
+    if (!path || !(keys = fopen(path, "r"))) {
+      fprintf(stderr, "overload: CURVE flood needs LINKAGE_OVERLOAD_DEVICE_KEYS\n");
+      return 2;
+    }
+  }
   for (int d = 0; d < ndev; d++) {
-    if (!(socks[d] = dealer(ctx, endpoint))) return 1;
     snprintf(names[d], sizeof names[d], "ovl-%lx-%d", run, d);
-    next_seq[d] = 1;
+    char pub[64] = "", sec[64] = "";
+    if (keys && fscanf(keys, "%63s %63s %63s", names[d], pub, sec) != 3) {
+      fprintf(stderr, "overload: fewer than %d keys in LINKAGE_OVERLOAD_DEVICE_KEYS\n", ndev);
+      return 2;
+    }
+    if (!(socks[d] = dealer_keyed(ctx, endpoint, keys ? pub : NULL, keys ? sec : NULL))) return 1;
+    /* A registered id is used again by the next run: its sequences start at the clock
+     * (microseconds), past any it sent before, so nothing is a DUPLICATE. */
+    next_seq[d] = keys ? (long)lk_now_us() : 1;
     inflight[d] = 0;
   }
+  if (keys) fclose(keys);
   long sent = 0, total_inflight = 0;
   struct tally tl = {0};
   int64_t t0 = lk_mono_us(), end = t0 + (int64_t)(seconds * 1e6), last_progress = t0;
-  int rr = 0;
+  int rr = 0, room = 0;
   zmq_pollitem_t *items = calloc((size_t)ndev, sizeof *items);
   uint8_t buf[1024];
   for (;;) {
@@ -131,6 +177,7 @@ static int flood(const char *endpoint, double seconds, int ndev, long window, do
       /* Round-robin over the devices with room in their window; stop when nobody has room
        * or, paced, when the schedule is met. */
       int blocked = 0;
+      room = 0;
       while ((due < 0 || sent < due) && blocked < ndev) {
         int d = rr;
         rr = (rr + 1) % ndev;
@@ -153,19 +200,28 @@ static int flood(const char *endpoint, double seconds, int ndev, long window, do
         total_inflight++;
         sent++;
         /* Let answers in now and then, or an unpaced window of thousands is sent in one go. */
-        if ((sent & 255) == 0) break;
+        if ((sent & 255) == 0) {
+          room = 1;
+          break;
+        }
       }
     } else if (total_inflight == 0 || now - last_progress > 3000000) {
       break;
     }
     for (int d = 0; d < ndev; d++)
       items[d] = (zmq_pollitem_t){socks[d], 0, ZMQ_POLLIN, 0};
+    /* Sleep in the poll unless there is more to send now: with every window full, a zero
+     * timeout spins a core the daemons under test need (it halved the stack's share of a
+     * 2-core machine). An answer wakes the poll; the timeout only bounds the end's lateness. */
     long timeout_ms = 0;
     if (!sending)
       timeout_ms = 100;
     else if (rate > 0) {
       int64_t wait = t0 + (int64_t)((double)sent * 1e6 / rate) - lk_mono_us();
       timeout_ms = wait <= 0 ? 0 : (wait + 999) / 1000;
+    } else if (!room) {
+      int64_t left = end - lk_mono_us();
+      timeout_ms = left <= 0 ? 0 : left > 10000 ? 10 : (left + 999) / 1000;
     }
     zmq_poll(items, ndev, timeout_ms);
     for (int d = 0; d < ndev; d++) {
@@ -335,7 +391,29 @@ struct peer {
   enum junk_kind kind;
   void *zs; /* ZeroMQ peers */
   int fd;   /* raw TCP peers; -1 when not connected */
+  /* CURVE: the peer's key pair (unknown to intake) and when its socket was opened */
+  char pub[41], sec[41];
+  int64_t opened_us;
 };
+
+/* CURVE: how often an unknown-key peer tries again (LINKAGE_OVERLOAD_RETRY_US, default 1 s).
+ * libzmq 4.3 gives up on a connection whose handshake was refused, so the peer opens a new
+ * socket each time, as a client retrying on its own timer would. */
+static int64_t retry_us(void) {
+  const char *v = getenv("LINKAGE_OVERLOAD_RETRY_US");
+  return v && atol(v) > 0 ? (int64_t)atol(v) : 1000000;
+}
+
+static void *junk_dealer(void *ctx, const char *endpoint, struct peer *p) {
+  void *s = server_key() ? dealer_keyed(ctx, endpoint, p->pub, p->sec) : dealer(ctx, endpoint);
+  if (!s) return NULL;
+  /* A DEALER only queues while disconnected: keep the junk queue short, so what is counted
+   * is about what was written, and an oversized peer holds one 5 MiB frame at a time. */
+  int hwm = p->kind == OVERSIZED ? 1 : 100;
+  zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+  p->opened_us = lk_mono_us();
+  return s;
+}
 
 static uint64_t rng = 0x9e3779b97f4a7c15u;
 static uint64_t next_rand(void) {
@@ -389,13 +467,11 @@ static int junk(const char *endpoint, double seconds, int nconn, long interval_u
       for (int k = 0; k < KINDS; k++)
         if (!strcmp(only, kind_names[k])) peers[i].kind = (enum junk_kind)k;
     peers[i].fd = -1;
-    if (peers[i].kind != RAW_TCP && !(peers[i].zs = dealer(ctx, endpoint))) return 1;
-    /* A DEALER only queues while disconnected: keep the junk queue short, so what is counted
-     * is about what was written, and an oversized peer holds one 5 MiB frame at a time. */
-    int hwm = peers[i].kind == OVERSIZED ? 1 : 100;
-    if (peers[i].zs) zmq_setsockopt(peers[i].zs, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_curve_keypair(peers[i].pub, peers[i].sec);
+    if (peers[i].kind != RAW_TCP && !(peers[i].zs = junk_dealer(ctx, endpoint, &peers[i])))
+      return 1;
   }
-  long msgs[KINDS] = {0}, bytes[KINDS] = {0}, answers = 0, reconnects = 0;
+  long msgs[KINDS] = {0}, bytes[KINDS] = {0}, answers = 0, reconnects = 0, rekeys = 0;
   signal(SIGTERM, on_stop);
   signal(SIGINT, on_stop);
   int64_t t0 = lk_mono_us(), next = t0;
@@ -407,6 +483,11 @@ static int junk(const char *endpoint, double seconds, int nconn, long interval_u
       struct peer *p = &peers[i];
       uint8_t frame[512];
       size_t n = 1 + next_rand() % sizeof frame;
+      if (p->zs && server_key() && lk_mono_us() - p->opened_us >= retry_us()) {
+        zmq_close(p->zs);
+        if (!(p->zs = junk_dealer(ctx, endpoint, p))) return 1;
+        rekeys++;
+      }
       switch (p->kind) {
       case RAW_TCP:
         if (p->fd < 0) {
@@ -489,8 +570,8 @@ static int junk(const char *endpoint, double seconds, int nconn, long interval_u
     total += msgs[k];
   }
   printf("junk_conns=%d\njunk_msgs=%ld\njunk_per_s=%.0f\njunk_answer_frames=%ld\ntcp_connects=%ld\n"
-         "seconds=%.3f\ncpu_s=%.2f\n",
-         nconn, total, (double)total / secs, answers, reconnects, secs, cpu_seconds());
+         "curve_retries=%ld\nseconds=%.3f\ncpu_s=%.2f\n",
+         nconn, total, (double)total / secs, answers, reconnects, rekeys, secs, cpu_seconds());
   fflush(stdout);
   for (int i = 0; i < nconn; i++) {
     if (peers[i].zs) zmq_close(peers[i].zs);
