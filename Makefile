@@ -113,6 +113,11 @@ $(BUILD)/chaos/%: tests/chaos/%.c tests/bench/bench_report.h $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $< $(LIB) $(LDFLAGS_ALL) $(PKG_LIBS) -o $@
 
+# The chaos tests' fixed link delay (this kernel has no netem): NFQUEUE, nothing of ours.
+$(BUILD)/chaos/delayq: tests/chaos/delayq.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $< $(LDFLAGS_ALL) -lnetfilter_queue -o $@
+
 # The Python clients are built by stock protoc from the same .proto files; every module is a
 # target, so a tree generated before a .proto was added is brought up to date.
 PY_PB2 := $(patsubst proto/%.proto,$(BUILD)/py/%_pb2.py,$(PROTOS))

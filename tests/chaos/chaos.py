@@ -17,6 +17,7 @@ import stack as S  # noqa: E402
 
 LONG = os.environ.get("LINKAGE_CHAOS_LONG", "") == "1"
 OVERLOAD = os.path.join(S.BUILD, "chaos", "overload")
+DELAYQ = os.path.join(S.BUILD, "chaos", "delayq")
 
 
 def parse_kv(text):

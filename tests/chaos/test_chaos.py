@@ -35,6 +35,8 @@ acknowledged again:
                the 10 s give-up of router's and dispatch's ledger client), then SIGCONT
   link cut     the veth down for a while, then up
   link degrade a tbf qdisc on both ends (rate and queueing delay; no netem in this kernel)
+  link delay   every packet of the veth held 50-300 ms each way, in order (NFQUEUE and
+               build/chaos/delayq, netem's fixed `delay` where there is no netem)
   link loss    nftables in the namespace drops a share of the veth's packets both ways
 
 The short version (`make test`) runs each kind once (kill -9 twice), about 40 s
@@ -247,6 +249,7 @@ class Faults:
                                 # by then is routed
         self.decks = {}         # what to pick from -> what is left of a shuffled round
         self.dropped = 0        # packets dropped by the loss rules
+        self.delayed = 0        # packets held by the delay queue
         self.stopped = None     # a daemon held with SIGSTOP (for cleanup)
         self.finished = threading.Event()
 
@@ -328,6 +331,17 @@ class Faults:
             self.ns.restore()
         return "tbf %s 300ms 5s" % rate
 
+    def link_delay(self):
+        ms = self.rng.choice((50, 150, 300)) if LONG else 150
+        self.ns.delay(ms, X.DELAYQ)
+        try:
+            self.hold(5.0)
+        finally:
+            got = self.ns.no_delay()
+        self.delayed += int(got.get("packets", 0))
+        return ("%d ms each way 5s (%s packets held, at most %s at once, released up to %s us "
+                "late)" % (ms, got.get("packets"), got.get("max_held"), got.get("late_us_max")))
+
     def link_loss(self):
         pct = self.rng.choice((10, 20, 30)) if LONG else 20
         self.ns.loss(pct)
@@ -338,7 +352,8 @@ class Faults:
         return "%d%% 5s" % pct
 
     def plan(self):
-        kinds = ["kill9", "postgres", "sigstop", "link_cut", "link_degrade", "link_loss", "kill9"]
+        kinds = ["kill9", "postgres", "sigstop", "link_cut", "link_degrade", "link_delay",
+                 "link_loss", "kill9"]
         self.rng.shuffle(kinds)
         return kinds
 
@@ -628,8 +643,10 @@ def run(st, c, ns, rng, responders, token):
     kinds = {}
     for kind, detail in faults.done:
         kinds[kind] = kinds.get(kind, 0) + 1
-    want = {"kill9", "postgres", "sigstop", "link_cut", "link_degrade", "link_loss"}
+    want = {"kill9", "postgres", "sigstop", "link_cut", "link_degrade", "link_delay", "link_loss"}
     c.eq(sorted(want - set(kinds)), [], "every kind of fault injected")
+    c.check(faults.delayed > 0, "the delay faults held the link's packets",
+            "%d packets" % faults.delayed)
     c.eq(t.wrong[:10], [], "every answer to a device keeps the contract")
     c.eq(t.unfinished, 0, "every report got a final answer (ACCEPTED or DUPLICATE)")
     alive = [n for n in S.DAEMONS if not st.alive(n)]
@@ -711,6 +728,7 @@ def run(st, c, ns, rng, responders, token):
                "%s %s" % (k, " ".join("%.1f" % x for x in v))
                for k, v in sorted(faults.caught_up.items())))
     S.note("packets dropped by the loss faults: %d" % faults.dropped)
+    S.note("packets held by the delay faults: %d" % faults.delayed)
     S.note("reports sent %d (%d attempts), acknowledged %d (ACCEPTED %d, DUPLICATE %d), in the "
            "ledger %d; BUSY %d, silent attempts %d; over %.0f s" %
            (t.reports, t.sent, t.acked, t.accepted, t.duplicate, rows, t.busy, t.timeouts, load_s))

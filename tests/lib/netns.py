@@ -9,7 +9,12 @@ Faults on the link, each undone by the matching call:
   link_down() / link_up()    the root end down: no carrier on either end
   degrade(rate, latency)     a tbf qdisc on both ends: packets wait for the
                              rate and are dropped past `latency` in the queue
-                             (this kernel has no netem, so no fixed delay)
+  delay(ms)                  every packet of the veth held ms milliseconds each
+                             way, in order: this kernel has no netem, so
+                             iptables (through nftables' compat layer; the
+                             kernel has no nft `queue` either) hands them to
+                             build/chaos/delayq over NFQUEUE, which holds and
+                             releases them
   loss(percent)              nftables in the namespace drops that share of the
                              veth's packets both ways (`numgen random`); needs
                              the nft tool (Debian package nftables)
@@ -109,6 +114,7 @@ class Netns:
         self.is_down = False
         self.degraded = False
         self.lossy = False
+        self.delayq = None  # the running build/chaos/delayq during delay()
 
     # -- life
 
@@ -260,8 +266,57 @@ class Netns:
         self.lossy = False
         return dropped
 
+    DELAY_QUEUE = 7  # NFQUEUE numbers are per namespace
+
+    def _delay_rules(self, op):
+        for chain, flag in (("INPUT", "-i"), ("OUTPUT", "-o")):
+            r = self.ns_exec(["iptables", op, chain, flag, self.veth_ns, "-j", "NFQUEUE",
+                              "--queue-num", str(self.DELAY_QUEUE)], check=False)
+            if r.returncode != 0 and op == "-A":
+                raise NetnsError("iptables %s %s failed (%d): %s" %
+                                 (op, chain, r.returncode, r.stderr.strip()))
+
+    def delay(self, ms, delayq):
+        """Holds every packet on the veth ms milliseconds each way (see the module's
+        doc); delayq is the path of build/chaos/delayq."""
+        if shutil.which("iptables") is None:
+            raise NetnsError("`iptables` is not installed (Debian package iptables): cannot "
+                             "queue packets for a fixed delay (this kernel has no netem)")
+        if not os.access(delayq, os.X_OK):
+            raise NetnsError("%s is not built (make all)" % delayq)
+        proc = subprocess.Popen(self.argv_prefix() + [delayq, str(self.DELAY_QUEUE), str(ms)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # A queue rule without a program bound drops the packets: rules only once it is.
+        if proc.stdout.readline().strip() != "ready=1":
+            proc.kill()
+            out, err = proc.communicate(timeout=10)
+            raise NetnsError("delayq did not start: %s %s" % (out.strip(), err.strip()))
+        self.delayq = proc
+        try:
+            self._delay_rules("-A")
+        except Exception:
+            self.no_delay()
+            raise
+
+    def no_delay(self):
+        """Removes the delay, rules first, then the program (which lets go of what it
+        holds); returns its figures (packets, max_held, late_us_max) as a dict."""
+        self._delay_rules("-D")
+        proc, self.delayq = self.delayq, None
+        if proc is None:
+            return {}
+        proc.terminate()
+        try:
+            out, _ = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+        return dict(ln.split("=", 1) for ln in out.split() if "=" in ln)
+
     def heal(self):
         """Undoes every link fault (a run interrupted mid-fault)."""
+        if self.delayq is not None:
+            self.no_delay()
         if self.is_down:
             self.link_up()
         if self.degraded:
