@@ -33,13 +33,15 @@ def num(d, k):
     return float(d.get(k, "nan"))
 
 
-def start_generator(*args, cpus=None, env=None):
+def start_generator(*args, cpus=None, env=None, prefix=()):
     """Starts build/chaos/overload with args; returns the Popen (stdout piped).
-    cpus: the set of CPUs it may run on (all if None); env: added to the environment."""
+    cpus: the set of CPUs it may run on (all if None); env: added to the environment;
+    prefix: argv before it (a namespace's nsenter)."""
     if not os.access(OVERLOAD, os.X_OK):
         raise RuntimeError("%s is not built (make all)" % OVERLOAD)
     pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus is not None else None
-    return subprocess.Popen([OVERLOAD] + [str(a) for a in args], stdout=subprocess.PIPE,
+    return subprocess.Popen(list(prefix) + [OVERLOAD] + [str(a) for a in args],
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, preexec_fn=pin,
                             env=dict(os.environ, **(env or {})))
 

@@ -22,6 +22,9 @@
  * handshake; the peer tries again on a new socket every LINKAGE_OVERLOAD_RETRY_US (1 s); the raw
  * TCP peers stay as they are.
  *
+ * LINKAGE_OVERLOAD_SOURCE_BASE=A.B.C.D gives device or junk peer i the source address
+ * A.B.C.D + 1 + i (on loopback, any of 127/8), as if each were its own machine.
+ *
  * Its own CPU time is printed (cpu_s) so a test can tell contention from intake's own cost. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -90,6 +93,30 @@ static void *dealer(void *ctx, const char *endpoint) {
   return dealer_keyed(ctx, endpoint, NULL, NULL);
 }
 
+/* LINKAGE_OVERLOAD_SOURCE_BASE=A.B.C.D: connection i comes from A.B.C.D + 1 + i (on loopback any
+ * of 127/8), as if each device or bad peer were its own machine. Fills src (all zero when the
+ * variable is unset) and out, the endpoint to connect to (ZeroMQ's "tcp://SOURCE:0;HOST:PORT").
+ * Returns 0, or -1 if the variable is not an IPv4 address. */
+static int source_endpoint(int i, const char *endpoint, struct sockaddr_in *src, char *out,
+                           size_t n) {
+  const char *base = getenv("LINKAGE_OVERLOAD_SOURCE_BASE");
+  memset(src, 0, sizeof *src);
+  snprintf(out, n, "%s", endpoint);
+  if (!base || !*base) return 0;
+  struct in_addr a;
+  if (inet_pton(AF_INET, base, &a) != 1 || strncmp(endpoint, "tcp://", 6) != 0) {
+    fprintf(stderr, "overload: LINKAGE_OVERLOAD_SOURCE_BASE needs an IPv4 address and a tcp:// "
+                    "endpoint\n");
+    return -1;
+  }
+  src->sin_family = AF_INET;
+  src->sin_addr.s_addr = htonl(ntohl(a.s_addr) + 1 + (uint32_t)i);
+  char ip[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &src->sin_addr, ip, sizeof ip);
+  snprintf(out, n, "tcp://%s:0;%s", ip, endpoint + 6);
+  return 0;
+}
+
 /* ---- flood ---- */
 
 /* What the acks of one run said; both generators count them the same way. */
@@ -156,7 +183,10 @@ static int flood(const char *endpoint, double seconds, int ndev, long window, do
       fprintf(stderr, "overload: fewer than %d keys in LINKAGE_OVERLOAD_DEVICE_KEYS\n", ndev);
       return 2;
     }
-    if (!(socks[d] = dealer_keyed(ctx, endpoint, keys ? pub : NULL, keys ? sec : NULL))) return 1;
+    struct sockaddr_in src;
+    char ep[160];
+    if (source_endpoint(d, endpoint, &src, ep, sizeof ep) != 0) return 2;
+    if (!(socks[d] = dealer_keyed(ctx, ep, keys ? pub : NULL, keys ? sec : NULL))) return 1;
     /* A registered id is used again by the next run: its sequences start at the clock
      * (microseconds), past any it sent before, so nothing is a DUPLICATE. */
     next_seq[d] = keys ? (long)lk_now_us() : 1;
@@ -391,6 +421,8 @@ struct peer {
   enum junk_kind kind;
   void *zs; /* ZeroMQ peers */
   int fd;   /* raw TCP peers; -1 when not connected */
+  struct sockaddr_in src; /* see source_endpoint() */
+  char endpoint[160];
   /* CURVE: the peer's key pair (unknown to intake) and when its socket was opened */
   char pub[41], sec[41];
   int64_t opened_us;
@@ -404,7 +436,8 @@ static int64_t retry_us(void) {
   return v && atol(v) > 0 ? (int64_t)atol(v) : 1000000;
 }
 
-static void *junk_dealer(void *ctx, const char *endpoint, struct peer *p) {
+static void *junk_dealer(void *ctx, struct peer *p) {
+  const char *endpoint = p->endpoint;
   void *s = server_key() ? dealer_keyed(ctx, endpoint, p->pub, p->sec) : dealer(ctx, endpoint);
   if (!s) return NULL;
   /* A DEALER only queues while disconnected: keep the junk queue short, so what is counted
@@ -433,9 +466,13 @@ static void on_stop(int sig) {
   stopping = 1;
 }
 
-static int tcp_open(const struct sockaddr_in *sa) {
+static int tcp_open(const struct sockaddr_in *sa, const struct sockaddr_in *src) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
   if (fd < 0) return -1;
+  if (src->sin_addr.s_addr && bind(fd, (const struct sockaddr *)src, sizeof *src) != 0) {
+    close(fd);
+    return -1;
+  }
   if (connect(fd, (const struct sockaddr *)sa, sizeof *sa) != 0 && errno != EINPROGRESS) {
     close(fd);
     return -1;
@@ -468,8 +505,10 @@ static int junk(const char *endpoint, double seconds, int nconn, long interval_u
         if (!strcmp(only, kind_names[k])) peers[i].kind = (enum junk_kind)k;
     peers[i].fd = -1;
     zmq_curve_keypair(peers[i].pub, peers[i].sec);
-    if (peers[i].kind != RAW_TCP && !(peers[i].zs = junk_dealer(ctx, endpoint, &peers[i])))
-      return 1;
+    if (source_endpoint(i, endpoint, &peers[i].src, peers[i].endpoint,
+                        sizeof peers[i].endpoint) != 0)
+      return 2;
+    if (peers[i].kind != RAW_TCP && !(peers[i].zs = junk_dealer(ctx, &peers[i]))) return 1;
   }
   long msgs[KINDS] = {0}, bytes[KINDS] = {0}, answers = 0, reconnects = 0, rekeys = 0;
   signal(SIGTERM, on_stop);
@@ -485,13 +524,13 @@ static int junk(const char *endpoint, double seconds, int nconn, long interval_u
       size_t n = 1 + next_rand() % sizeof frame;
       if (p->zs && server_key() && lk_mono_us() - p->opened_us >= retry_us()) {
         zmq_close(p->zs);
-        if (!(p->zs = junk_dealer(ctx, endpoint, p))) return 1;
+        if (!(p->zs = junk_dealer(ctx, p))) return 1;
         rekeys++;
       }
       switch (p->kind) {
       case RAW_TCP:
         if (p->fd < 0) {
-          p->fd = tcp_open(&sa);
+          p->fd = tcp_open(&sa, &p->src);
           reconnects++;
           if (p->fd < 0) break;
         }
