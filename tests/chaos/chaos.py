@@ -29,6 +29,22 @@ def parse_kv(text):
     return out
 
 
+def new_netns(c, letter):
+    """A fresh namespace (tests/lib/netns.py), after removing those left by killed runs;
+    None, with a failed check saying why, if it cannot be made."""
+    import netns as N
+    swept = N.sweep_stale()
+    if swept:
+        S.note("removed namespaces left by killed runs: %s" % " ".join(swept))
+    ns = N.Netns(letter)
+    try:
+        ns.create()
+    except Exception as e:
+        c.fail("the network namespace and veth pair are created", e)
+        return None
+    return ns
+
+
 def num(d, k):
     return float(d.get(k, "nan"))
 

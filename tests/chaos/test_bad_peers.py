@@ -66,7 +66,6 @@ import re
 import signal
 
 import chaos as X
-import netns as N
 import stack as S
 from stack import report_pb2
 
@@ -216,14 +215,8 @@ def limit_drops(st):
 def body(st, c):
     """Runs ledger and intake in a namespace of their own, where the test may load firewall
     rules without touching the machine's, then measure()."""
-    swept = N.sweep_stale()
-    if swept:
-        S.note("removed namespaces left by killed runs: %s" % " ".join(swept))
-    ns = N.Netns("p")
-    try:
-        ns.create()
-    except Exception as e:
-        c.fail("the network namespace is created", e)
+    ns = X.new_netns(c, "p")
+    if ns is None:
         return
     st.ns = ns
     try:

@@ -62,7 +62,6 @@ import time
 
 import chaos as X
 import stack as S
-import netns as N
 from stack import event_pb2, report_pb2, unit_pb2, zmq
 
 ACK = report_pb2.ReportAck
@@ -575,14 +574,8 @@ def body(st, c):
     rng = random.Random(SEED)
     S.note("chaos %s run, seed %d (LINKAGE_CHAOS_SEED replays the choices)" %
            ("long" if LONG else "short", SEED))
-    swept = N.sweep_stale()
-    if swept:
-        S.note("removed namespaces left by killed runs: %s" % " ".join(swept))
-    ns = N.Netns("a")
-    try:
-        ns.create()
-    except Exception as e:
-        c.fail("the network namespace and veth pair are created", e)
+    ns = X.new_netns(c, "a")
+    if ns is None:
         return
     c.check(True, "namespace %s with veth %s/%s (%s <-> %s)" %
             (ns.name, ns.veth_root, ns.veth_ns, ns.root_ip, ns.ns_ip))

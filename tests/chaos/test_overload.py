@@ -169,7 +169,6 @@ def body(st, c):
 
     def caught_up():
         return scalar(st, decided) >= scalar(st, reported)
-    t1 = time.monotonic()
     ok = S.wait_until(caught_up, CATCHUP_S, interval=1.0)
     catchup = time.monotonic() - load_end
     how_far = "%d of %d decided %.0f s after the load" % (scalar(st, decided),
