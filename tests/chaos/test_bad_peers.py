@@ -16,9 +16,9 @@ figure is then what the bad peers cost the stack within its own CPUs.
 LINKAGE_PIN=0 turns the pinning off.
 
 The defence. Junk on an established connection costs intake a decode and a
-REJECTED answer (~15-25 us of CPU each). A peer that gets itself disconnected
-and connects again (raw garbage, a frame over 4 MiB, an unknown CURVE key)
-costs a TCP accept and a ZMTP or CURVE handshake every time (0.1-0.3 ms),
+REJECTED answer (~17 us of CPU each). A peer that gets itself disconnected
+and connects again (a frame over 4 MiB, an unknown CURVE key) costs a TCP
+accept and a ZMTP or CURVE handshake every time (0.16-0.55 ms; junk_cost.py),
 before intake or its ZAP handler can say anything. So the deployment limits new
 connections per source in the kernel: deploy/nftables/linkage-limit.nft, which
 this test loads as shipped (its port set made intake's port) and whose drops it
