@@ -33,7 +33,9 @@ const char *lk_log_quote(char *buf, unsigned n, const char *s) {
   return buf;
 }
 
-int lk_log_enabled(enum lk_log_level level) { return level >= log_min; }
+int lk_log_enabled(enum lk_log_level level) {
+  return level >= log_min;
+}
 
 void lk_log(enum lk_log_level level, const char *msg, const char *fields, ...) {
   if (level < log_min) return;

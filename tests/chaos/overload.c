@@ -419,8 +419,8 @@ static const char *const kind_names[KINDS] = {"raw_tcp", "random_frames", "overs
 
 struct peer {
   enum junk_kind kind;
-  void *zs; /* ZeroMQ peers */
-  int fd;   /* raw TCP peers; -1 when not connected */
+  void *zs;               /* ZeroMQ peers */
+  int fd;                 /* raw TCP peers; -1 when not connected */
   struct sockaddr_in src; /* see source_endpoint() */
   char endpoint[160];
   /* CURVE: the peer's key pair (unknown to intake) and when its socket was opened */
@@ -505,8 +505,8 @@ static int junk(const char *endpoint, double seconds, int nconn, long interval_u
         if (!strcmp(only, kind_names[k])) peers[i].kind = (enum junk_kind)k;
     peers[i].fd = -1;
     zmq_curve_keypair(peers[i].pub, peers[i].sec);
-    if (source_endpoint(i, endpoint, &peers[i].src, peers[i].endpoint,
-                        sizeof peers[i].endpoint) != 0)
+    if (source_endpoint(i, endpoint, &peers[i].src, peers[i].endpoint, sizeof peers[i].endpoint) !=
+        0)
       return 2;
     if (peers[i].kind != RAW_TCP && !(peers[i].zs = junk_dealer(ctx, &peers[i]))) return 1;
   }
