@@ -154,7 +154,10 @@ int lk_curve_read_secret(const char *path, char out[LK_KEY_Z85 + 1], char *err, 
     if (!strncmp(p, "public", 6)) continue;
     if (!strncmp(p, "secret", 6)) {
       p += 6;
-      while (isspace((unsigned char)*p) || *p == '=')
+      while (isspace((unsigned char)*p))
+        p++;
+      if (*p == '=') p++; /* one: a Z85 key may itself begin with '=' (1 in 85) */
+      while (isspace((unsigned char)*p))
         p++;
     }
     size_t n = 0;
