@@ -1,7 +1,7 @@
 #!/bin/sh
 # `make chaos`: the long versions of the chaos tests (LINKAGE_CHAOS_LONG=1): a minute of
 # overload, bad peers in five without-with-with-without rounds of 6 s phases with the issue's
-# 95% threshold (plain and with CURVE; heavy and no-limit variants recorded), and
+# 95% threshold (plain and with CURVE; heavy, no-limit and fast-retry variants recorded), and
 # test_chaos.py's faults (kill -9, PostgreSQL immediate stop, SIGSTOP, link cut / degrade /
 # delay / loss between network namespaces) in shuffled rounds for LINKAGE_CHAOS_SECONDS (300) under load.
 # `make test` runs the same programs short (tests/run-all.sh). Prints each program's output
@@ -12,13 +12,15 @@ PYTHON=${LINKAGE_PYTHON:-/usr/bin/python3}
 export LINKAGE_CHAOS_LONG=1
 pass=0
 fail=0
-# test_bad_peers.py runs four ways: plain and with CURVE (its bad peers then present unknown
-# keys), both asserting the issue's 95%; heavy (every bad peer ten times as often) and nolimit
-# (without deploy/nftables/linkage-limit.nft) record what those cost and assert only that
-# legitimate traffic keeps most of its throughput (the README has the figures).
+# test_bad_peers.py runs five ways: plain and with CURVE (its bad peers then present unknown
+# keys), both asserting the issue's 95%; heavy (every bad peer ten times as often), nolimit
+# (without deploy/nftables/linkage-limit.nft) and curvefast (unknown keys retrying every 100 ms,
+# what the limit is for) record what those cost and assert only that legitimate traffic keeps
+# most of its throughput (the README has the figures).
 runs="tests/chaos/test_overload.py tests/chaos/test_bad_peers.py
 tests/chaos/test_bad_peers.py:curve tests/chaos/test_bad_peers.py:heavy
-tests/chaos/test_bad_peers.py:nolimit tests/chaos/test_chaos.py"
+tests/chaos/test_bad_peers.py:nolimit tests/chaos/test_bad_peers.py:curvefast
+tests/chaos/test_chaos.py"
 for run in $runs; do
   t=${run%%:*}
   how=${run#"$t"}
@@ -27,6 +29,7 @@ for run in $runs; do
   :curve) set -- LINKAGE_TEST_CURVE=1 ;;
   :heavy) set -- LINKAGE_JUNK_INTERVAL_US=10000 LINKAGE_BAD_PEERS_BOUND=0.80 ;;
   :nolimit) set -- LINKAGE_BAD_PEERS_LIMIT=0 LINKAGE_BAD_PEERS_BOUND=0.85 ;;
+  :curvefast) set -- LINKAGE_TEST_CURVE=1 LINKAGE_JUNK_RETRY_MS=100 LINKAGE_BAD_PEERS_BOUND=0.90 ;;
   esac
   echo "== $t${how:+ [${how#:}]}"
   out=$(mktemp /tmp/linkage-chaos.XXXXXX)
