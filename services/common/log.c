@@ -38,7 +38,7 @@ int lk_log_enabled(enum lk_log_level level) {
 }
 
 void lk_log(enum lk_log_level level, const char *msg, const char *fields, ...) {
-  if (level < log_min) return;
+  if (!lk_log_enabled(level)) return;
   /* One write per line so lines from several daemons sharing stderr do not interleave. */
   char line[2048];
   char ts[40];

@@ -153,6 +153,21 @@ static void tally_ack(struct tally *t, Linkage__V1__ReportAck *ack, int in_windo
   linkage__v1__report_ack__free_unpacked(ack, NULL);
 }
 
+/* Closes what a load run opened; returns its exit code (1 if the ack file could not be
+ * written out). */
+static int finish_run(void *ctx, void **socks, int ndev, zmq_pollitem_t *items, FILE *acks,
+                      const char *ackpath) {
+  for (int d = 0; d < ndev; d++)
+    zmq_close(socks[d]);
+  zmq_ctx_term(ctx);
+  free(items);
+  if (acks && fclose(acks) != 0) {
+    perror(ackpath);
+    return 1;
+  }
+  return 0;
+}
+
 static int flood(const char *endpoint, double seconds, int ndev, long window, double rate,
                  const char *ackpath) {
   if (ndev < 1 || ndev > MAX_DEVICES || window < 1) return 2;
@@ -284,15 +299,7 @@ static int flood(const char *endpoint, double seconds, int ndev, long window, do
          total_inflight, send_s, total_s, (double)sent / send_s,
          (double)tl.acked_in_window / send_s, (double)tl.busy_in_window / send_s, tl.busy_gave_up,
          cpu_seconds());
-  for (int d = 0; d < ndev; d++)
-    zmq_close(socks[d]);
-  zmq_ctx_term(ctx);
-  free(items);
-  if (acks && fclose(acks) != 0) {
-    perror(ackpath);
-    return 1;
-  }
-  return 0;
+  return finish_run(ctx, socks, ndev, items, acks, ackpath);
 }
 
 /* ---- open: open-loop load ---- */
@@ -400,15 +407,7 @@ static int open_loop(const char *endpoint, double seconds, int ndev, double rate
          tl.other, sent - answered, send_s, total_s, (double)attempted / send_s,
          (double)sent / send_s, (double)tl.acked_in_window / send_s,
          (double)tl.busy_in_window / send_s, tl.busy_gave_up, late_ms, cpu_seconds());
-  for (int d = 0; d < ndev; d++)
-    zmq_close(socks[d]);
-  zmq_ctx_term(ctx);
-  free(items);
-  if (acks && fclose(acks) != 0) {
-    perror(ackpath);
-    return 1;
-  }
-  return 0;
+  return finish_run(ctx, socks, ndev, items, acks, ackpath);
 }
 
 /* ---- junk ---- */
@@ -494,6 +493,8 @@ static int junk(const char *endpoint, double seconds, int nconn, long interval_u
   void *ctx = zmq_ctx_new();
   int maxsock = nconn * 2 + 64;
   zmq_ctx_set(ctx, ZMQ_MAX_SOCKETS, maxsock);
+  /* CURVE: how often a refused peer tries again; 0 (plain): peers keep their connection. */
+  const int64_t retry = server_key() ? retry_us() : 0;
   struct peer *peers = calloc((size_t)nconn, sizeof *peers);
   uint8_t *big = malloc(OVERSIZE);
   if (!peers || !big) return 1;
@@ -522,7 +523,7 @@ static int junk(const char *endpoint, double seconds, int nconn, long interval_u
       struct peer *p = &peers[i];
       uint8_t frame[512];
       size_t n = 1 + next_rand() % sizeof frame;
-      if (p->zs && server_key() && lk_mono_us() - p->opened_us >= retry_us()) {
+      if (p->zs && retry > 0 && lk_mono_us() - p->opened_us >= retry) {
         zmq_close(p->zs);
         if (!(p->zs = junk_dealer(ctx, p))) return 1;
         rekeys++;

@@ -139,30 +139,8 @@ def device_thread(st, t, idx, stop_send, hard_stop):
                             description="chaos report %d of %s" % (seq, device))
         data = rep.SerializeToString()
         t.add(reports=1)
-        deadline = time.monotonic() + REPORT_DEADLINE
-        final = None
-        while time.monotonic() < deadline and not hard_stop.is_set():
-            dev.send_frames([data])
-            t.add(sent=1)
-            ack = dev.recv_ack(ATTEMPT_TIMEOUT, sequence=seq)
-            if ack is None:
-                t.add(timeouts=1)
-                dev.reconnect()  # a device after a silence; queued resends would pile up
-                continue
-            if isinstance(ack, bytes):
-                with t.lock:
-                    t.wrong.append("%s/%d: undecodable reply %r" % (device, seq, ack[:40]))
-                continue
-            if ack.status == ACK.BUSY:
-                t.add(busy=1)
-                hard_stop.wait(min(max(ack.retry_after_ms, 5), 1000) / 1000.0)  # as told
-                continue
-            if ack.status in (ACK.ACCEPTED, ACK.DUPLICATE):
-                final = ack
-            else:
-                with t.lock:
-                    t.wrong.append("%s/%d: %s %r" % (device, seq, S.status_name(ack), ack.error))
-            break
+        final, _ = S.submit_until_final(dev, data, device, seq, t, hard_stop, REPORT_DEADLINE,
+                                        ATTEMPT_TIMEOUT, 1.0)
         with t.lock:
             if final is None:
                 t.unfinished += 1

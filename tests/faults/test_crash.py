@@ -65,36 +65,9 @@ def device_thread(st, t, idx, stop):
                             severity=1 + seq % 4, compound=COMPOUNDS[(idx + seq) % len(COMPOUNDS)],
                             kind="gas_leak", description="report %d of %s" % (seq, device))
         data = rep.SerializeToString()
-        deadline = time.monotonic() + REPORT_DEADLINE
-        first = True
-        final = None
-        while time.monotonic() < deadline and not stop.is_set():
-            if not first:
-                t.add(retries=1)
-            first = False
-            dev.send_frames([data])
-            t.add(sent=1)
-            ack = dev.recv_ack(ATTEMPT_TIMEOUT, sequence=seq)
-            if ack is None:
-                t.add(timeouts=1)
-                # A fresh connection, as a device would after a silence: the
-                # old DEALER's queued resends would otherwise pile up.
-                dev.reconnect()
-                continue
-            if isinstance(ack, bytes):
-                with t.lock:
-                    t.wrong.append("%s/%d: undecodable reply %r" % (device, seq, ack[:40]))
-                continue
-            if ack.status == ACK.BUSY:
-                t.add(busy=1)
-                time.sleep(min(max(ack.retry_after_ms, 5), 500) / 1000.0)  # as told
-                continue
-            if ack.status in (ACK.ACCEPTED, ACK.DUPLICATE):
-                final = ack
-                break
-            with t.lock:
-                t.wrong.append("%s/%d: %s %r" % (device, seq, S.status_name(ack), ack.error))
-            break
+        final, attempts = S.submit_until_final(dev, data, device, seq, t, stop, REPORT_DEADLINE,
+                                               ATTEMPT_TIMEOUT, 0.5)
+        t.add(retries=max(attempts - 1, 0))
         if final is None:
             if not stop.is_set():
                 with t.lock:

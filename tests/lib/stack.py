@@ -201,6 +201,43 @@ def status_name(ack):
     return STATUS_NAMES.get(ack.status, str(ack.status))
 
 
+def submit_until_final(dev, data, device, seq, tally, stop, deadline_s, attempt_timeout,
+                       busy_cap_s):
+    """Sends one report's frame (data, of device and seq) until it is ACCEPTED or DUPLICATE, as a
+    device on a bad network does: on a fresh connection after a silence (the old DEALER's queued
+    resends would otherwise pile up), again after BUSY's retry_after_ms (at most busy_cap_s),
+    until deadline_s has passed or stop (an Event) is set. Counts sent, timeouts and busy on
+    tally (add(**counts), lock, wrong: a list it appends contract breaches to). Returns (the final
+    ack or None, attempts)."""
+    ack_busy = report_pb2.ReportAck.BUSY
+    done = (report_pb2.ReportAck.ACCEPTED, report_pb2.ReportAck.DUPLICATE)
+    deadline = time.monotonic() + deadline_s
+    attempts = 0
+    while time.monotonic() < deadline and not stop.is_set():
+        dev.send_frames([data])
+        attempts += 1
+        tally.add(sent=1)
+        ack = dev.recv_ack(attempt_timeout, sequence=seq)
+        if ack is None:
+            tally.add(timeouts=1)
+            dev.reconnect()
+            continue
+        if isinstance(ack, bytes):
+            with tally.lock:
+                tally.wrong.append("%s/%d: undecodable reply %r" % (device, seq, ack[:40]))
+            continue
+        if ack.status == ack_busy:
+            tally.add(busy=1)
+            stop.wait(min(max(ack.retry_after_ms, 5) / 1000.0, busy_cap_s))  # as told
+            continue
+        if ack.status in done:
+            return ack, attempts
+        with tally.lock:
+            tally.wrong.append("%s/%d: %s %r" % (device, seq, status_name(ack), ack.error))
+        break
+    return None, attempts
+
+
 # ---------------------------------------------------------------- device client
 
 
