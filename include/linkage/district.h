@@ -89,9 +89,19 @@ const char *lk_governance_mode_name(enum lk_governance_mode m);
 
 /* The unit types the district file may use ("grid_worker", ...); NULL-terminated. */
 extern const char *const lk_unit_types[];
+/* Their Chinese names, in the same order. */
+extern const char *const lk_unit_types_zh[];
+/* A unit type as people say it: the type itself, or its Chinese name; type when unknown. */
+const char *lk_unit_type_label(const char *type, int zh);
 
 /* 1 when the unit is on duty at `minute` of the day (0..1439). */
 int lk_unit_on_duty(const struct lk_unit *u, int minute);
+
+/* How specific a unit's coverage of a compound is: 5 the grid of the building (NULL or "":
+ * unknown building), 4 the compound (or any of its grids when the building is unknown), 3 its
+ * community, 2 its street, 1 the district, 0 not covered. */
+int lk_unit_coverage(const struct lk_district *d, const struct lk_unit *u,
+                     const struct lk_compound *c, const char *building);
 
 /* The compound a grid belongs to; NULL when unknown. */
 const struct lk_compound *lk_district_grid_compound(const struct lk_district *d,

@@ -42,6 +42,11 @@ struct lk_plan {
   size_t role_count;
   char **lead; /* roles of this plan, in order: the first one needed leads */
   size_t lead_count;
+  /* A hazard that covers an area (a flood, a water or power outage): an open incident of this
+   * plan at street or district tier holds back the escalation of incidents of the same kind
+   * anywhere in the area its organisation answers for. Without it, only the same building or
+   * a place within the merge distance is the same event. */
+  int area_hazard;
   int line;
 };
 

@@ -22,18 +22,22 @@
 #define LK_DISTRICT_VERSION 1
 
 const char *const lk_unit_types[] = {
-    "grid_worker",       /* 网格员 */
-    "property_company",  /* 物业 */
-    "owners_committee",  /* 业委会 */
-    "special_committee", /* 专委会 */
-    "community_duty",    /* 社区值班 */
-    "health_centre",     /* 社区卫生服务中心 */
-    "police_station",    /* 派出所 */
-    "fire_brigade",      /* 消防救援 */
-    "street_emergency_office",
-    "district_emergency_bureau",
-    NULL,
+    "grid_worker",       "property_company", "owners_committee",        "special_committee",
+    "community_duty",    "health_centre",    "police_station",          "fire_brigade",
+    "street_emergency_office", "district_emergency_bureau", NULL,
 };
+
+/* The same, in the words the district's staff use; index by lk_unit_types. */
+const char *const lk_unit_types_zh[] = {
+    "网格员",   "物业",           "业委会", "专委会",       "社区值班",
+    "社区卫生服务中心", "派出所", "消防救援", "街道应急办", "区应急管理局", NULL,
+};
+
+const char *lk_unit_type_label(const char *type, int zh) {
+  for (size_t i = 0; lk_unit_types[i]; i++)
+    if (strcmp(lk_unit_types[i], type) == 0) return zh ? lk_unit_types_zh[i] : lk_unit_types[i];
+  return type;
+}
 
 const char *lk_governance_mode_name(enum lk_governance_mode m) {
   switch (m) {
@@ -450,7 +454,7 @@ static const struct list_spec unit_list = LIST_SPEC("unit", struct lk_unit, unit
 /* ---- plans ----------------------------------------------------------- */
 
 static int check_plan(struct loader *ld, void *obj);
-static const struct field plan_fields[7];
+static const struct field plan_fields[8];
 static const struct list_spec plan_list =
     LIST_SPEC("plan", struct lk_plan, plan_fields, check_plan);
 
@@ -484,6 +488,16 @@ static int decode_min_tier(struct loader *ld, const struct lk_ynode *v, void *ob
                    "plan: \"min_tier\" must be compound, community, street or district");
   p->min_tier = (Linkage__V1__Tier)t;
   return LK_OK;
+}
+
+static int decode_area_hazard(struct loader *ld, const struct lk_ynode *v, void *obj,
+                              const struct field *f) {
+  struct lk_plan *p = obj;
+  if (v->kind == LK_YSCALAR && (strcmp(v->text, "true") == 0 || strcmp(v->text, "false") == 0)) {
+    p->area_hazard = v->text[0] == 't';
+    return LK_OK;
+  }
+  return fail_at(ld, v->line, "plan: \"area_hazard\" must be true or false");
 }
 
 /* ---- plan roles: [{role, from, acknowledge, arrive, resolve}] ---- */
@@ -663,6 +677,7 @@ static const struct field plan_fields[] = {
     {"deadlines", FT_CUSTOM, 0, 1, 0, 0, REF_NONE, decode_deadlines},
     {"roles", FT_CUSTOM, 0, 1, 0, 0, REF_NONE, decode_roles},
     {"lead", FT_STRINGS, offsetof(struct lk_plan, lead), 0, 0, 0, REF_NONE, NULL},
+    {"area_hazard", FT_CUSTOM, 0, 0, 0, 0, REF_NONE, decode_area_hazard},
 };
 
 /* Every category needs its general plan, and no two plans may claim the same category and kind. */
@@ -903,4 +918,36 @@ int lk_unit_on_duty(const struct lk_unit *u, int minute) {
   if (u->duty_from_min < u->duty_to_min)
     return minute >= u->duty_from_min && minute < u->duty_to_min;
   return minute >= u->duty_from_min || minute < u->duty_to_min; /* wraps midnight */
+}
+
+static const char *building_grid(const struct lk_compound *c, const char *building) {
+  for (size_t i = 0; building && building[0] && i < c->building_count; i++)
+    if (strcmp(c->buildings[i].id, building) == 0) return c->buildings[i].grid_id;
+  return NULL;
+}
+
+int lk_unit_coverage(const struct lk_district *d, const struct lk_unit *u,
+                      const struct lk_compound *c, const char *building) {
+  const char *grid = building_grid(c, building);
+  const struct lk_org *community = lk_district_community(d, c->community_id);
+  const char *street = community ? community->parent_id : NULL;
+  int best = 0;
+  for (size_t i = 0; i < u->cover_count; i++) {
+    const char *id = u->covers[i];
+    int cov = 0;
+    if (grid && strcmp(id, grid) == 0)
+      cov = 5;
+    else if (strcmp(id, c->id) == 0)
+      cov = 4;
+    else if (!grid && grid_of(c, id))
+      cov = 4; /* building unknown: any grid of the compound answers for it */
+    else if (strcmp(id, c->community_id) == 0)
+      cov = 3;
+    else if (street && strcmp(id, street) == 0)
+      cov = 2;
+    else if (strcmp(id, d->district.id) == 0)
+      cov = 1;
+    if (cov > best) best = cov;
+  }
+  return best;
 }

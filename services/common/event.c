@@ -9,33 +9,12 @@
 #include <sodium.h>
 
 #include "linkage/error.h"
+#include "linkage/lifecycle.h"
 
+/* The names are the life cycle's (include/linkage/lifecycle.h): one table for every reader. */
 const char *lk_event_type_name(Linkage__V1__EventType t) {
-  switch (t) {
-  case LINKAGE__V1__EVENT_TYPE__REPORTED: return "reported";
-  case LINKAGE__V1__EVENT_TYPE__MERGED: return "merged";
-  case LINKAGE__V1__EVENT_TYPE__ROUTED: return "routed";
-  case LINKAGE__V1__EVENT_TYPE__ESCALATED: return "escalated";
-  case LINKAGE__V1__EVENT_TYPE__SEVERITY_CHANGED: return "severity_changed";
-  case LINKAGE__V1__EVENT_TYPE__DISPATCHED: return "dispatched";
-  case LINKAGE__V1__EVENT_TYPE__UNIT_ACKNOWLEDGED: return "unit_acknowledged";
-  case LINKAGE__V1__EVENT_TYPE__UNIT_DECLINED: return "unit_declined";
-  case LINKAGE__V1__EVENT_TYPE__UNIT_ON_SCENE: return "unit_on_scene";
-  case LINKAGE__V1__EVENT_TYPE__UNIT_RESOLVED: return "unit_resolved";
-  case LINKAGE__V1__EVENT_TYPE__COORDINATOR_NOTE: return "coordinator_note";
-  case LINKAGE__V1__EVENT_TYPE__RESOLVED: return "resolved";
-  case LINKAGE__V1__EVENT_TYPE__CLOSED: return "closed";
-  case LINKAGE__V1__EVENT_TYPE__ACKNOWLEDGED: return "acknowledged";
-  case LINKAGE__V1__EVENT_TYPE__DE_ESCALATED: return "de_escalated";
-  case LINKAGE__V1__EVENT_TYPE__OVERDUE: return "overdue";
-  case LINKAGE__V1__EVENT_TYPE__SUPPRESSED: return "suppressed";
-  case LINKAGE__V1__EVENT_TYPE__PLANNED_WORK_DECLARED: return "planned_work_declared";
-  case LINKAGE__V1__EVENT_TYPE__PLANNED_WORK_LIFTED: return "planned_work_lifted";
-  case LINKAGE__V1__EVENT_TYPE__NO_UNIT_AVAILABLE: return "no_unit_available";
-  case LINKAGE__V1__EVENT_TYPE__BACKUP_REQUESTED: return "backup_requested";
-  case LINKAGE__V1__EVENT_TYPE__KEY_REVOKED: return "key_revoked";
-  default: return NULL;
-  }
+  const struct lk_lifecycle_row *r = lk_lifecycle_row(t);
+  return r ? r->name : NULL;
 }
 
 static const char *const category_names[] = {NULL,
@@ -158,6 +137,7 @@ Linkage__V1__Event__BodyCase lk_event_body_for(Linkage__V1__EventType t) {
     return LINKAGE__V1__EVENT__BODY_NO_UNIT_AVAILABLE;
   case LINKAGE__V1__EVENT_TYPE__BACKUP_REQUESTED: return LINKAGE__V1__EVENT__BODY_BACKUP_REQUESTED;
   case LINKAGE__V1__EVENT_TYPE__KEY_REVOKED: return LINKAGE__V1__EVENT__BODY_KEY_REVOKED;
+  case LINKAGE__V1__EVENT_TYPE__CALL_REQUESTED: return LINKAGE__V1__EVENT__BODY_CALL_REQUESTED;
   default: return LINKAGE__V1__EVENT__BODY__NOT_SET;
   }
 }
@@ -241,6 +221,19 @@ static int check_body(const Linkage__V1__Event *ev, char *err, size_t errlen) {
     if (!lk_id_valid(ev->merged->into_incident_id, LK_ID_MAX - 1))
       bad = "merged: into_incident_id must be an incident id";
     break;
+  case LINKAGE__V1__EVENT__BODY_NO_UNIT_AVAILABLE:
+    if (ev->no_unit_available->tier && !lk_tier_name(ev->no_unit_available->tier))
+      bad = "no_unit_available: tier is not a known tier";
+    break;
+  case LINKAGE__V1__EVENT__BODY_CALL_REQUESTED: {
+    const Linkage__V1__CallRequested *c = ev->call_requested;
+    /* Both become parts of assignment and event ids, where '/' separates the parts. */
+    if (!lk_id_valid(c->role, 31) || strchr(c->role, '/'))
+      bad = "call_requested: role must be a unit type of 1-31 characters";
+    else if (c->unit_id[0] && (!lk_id_valid(c->unit_id, LK_ID_MAX - 1) || strchr(c->unit_id, '/')))
+      bad = "call_requested: unit_id must be empty or a unit id";
+    break;
+  }
   case LINKAGE__V1__EVENT__BODY_KEY_REVOKED: {
     const Linkage__V1__KeyRevoked *k = ev->key_revoked;
     if (strcmp(k->kind, "device") != 0 && strcmp(k->kind, "unit") != 0 &&

@@ -66,16 +66,10 @@ struct dispatch_unit_status {
                     copies dispatch_state.unit_load[i] here */
 };
 
-/* How specific a unit's coverage of a compound is: 5 grid of the incident's
- * building, 4 the compound, 3 its community, 2 its street, 1 the district,
- * 0 not covered. */
-int dispatch_coverage(const struct lk_district *d, const struct lk_unit *u,
-                      const struct lk_compound *c, const char *building);
-
 /* Picks the unit for one role: of the type, covering the compound, on duty at
  * `minute_of_day` (local time), not in `exclude` (units already tried for this
  * role of this incident); best first by presence, then coverage, then load,
- * then id. Returns the unit or NULL when none is left. `status` is indexed
+ * then id. minute_of_day -1: on duty or not. Returns the unit or NULL when none is left. `status` is indexed
  * like d->units. */
 const struct lk_unit *dispatch_pick(const struct lk_district *d, const struct lk_compound *c,
                                     const char *building, const char *role,
@@ -106,6 +100,15 @@ struct dispatch_assignment {
   uint8_t replaced;         /* declined, and a later assignment names it in `replaces` */
   uint8_t backup;           /* its unit asked for backup (one more unit of its role) */
   uint8_t loaded;           /* counted in dispatch_state.unit_load */
+  uint8_t tier;             /* the incident's tier when the unit was called */
+};
+
+/* A coordinator's call of a role (or one unit) again (call_requested). */
+struct dispatch_call {
+  char role[DISPATCH_ROLE_MAX];
+  char *unit_id;  /* NULL: the best unit of the role */
+  char *event_id; /* the call_requested event, which the answering dispatched names */
+  int done;       /* its dispatched is folded */
 };
 
 enum {
@@ -134,6 +137,8 @@ struct dispatch_incident {
   uint32_t close_handle; /* the automatic close deadline after `resolved` */
   uint32_t no_unit_mask; /* needs (by index in dispatch_needs at the current tier) whose
                             no_unit_available is committed at this tier */
+  struct dispatch_call *calls; /* coordinators' calls, in the order they were committed */
+  uint32_t call_count, call_cap;
 };
 
 struct dispatch_policy {
@@ -182,6 +187,10 @@ struct dispatch_assignment *dispatch_assignment_get(struct dispatch_state *s, co
 
 /* ---- decisions (dispatch_plan.c) ---- */
 
+/* 1 for an assignment whose part is to check the result on site (a grid worker's): it does not
+ * hold back `resolved`, and its unit's VERIFIED closes the incident. */
+int dispatch_verifies(const struct dispatch_assignment *a);
+
 /* One event to append. Plain data; dispatch_event.c makes the Event. */
 struct dispatch_decision {
   Linkage__V1__EventType type; /* DISPATCHED, UNIT_DECLINED (expiry), NO_UNIT_AVAILABLE,
@@ -198,6 +207,8 @@ struct dispatch_decision {
   int64_t acknowledge_by_us, arrive_by_us, resolve_by_us;
   char reason[256];
   char note[DISPATCH_NOTE_MAX + 12]; /* a unit's answer note (UnitAnswer.note) */
+  char called_by[2 * LK_ID_MAX];     /* dispatched: the call_requested it answers */
+  unsigned tried;                    /* no_unit_available: units of the role called at the tier */
 };
 
 /* What an incident needs now: the next unit to call for a needed role that

@@ -23,6 +23,7 @@ void dispatch_event_build(const struct dispatch_decision *d, const char *actor, 
     st->dispatched.resolve_by_us = d->resolve_by_us;
     st->dispatched.tier = d->tier;
     st->dispatched.replaces = (char *)d->replaces;
+    st->dispatched.called_by = (char *)d->called_by;
     ev->dispatched = &st->dispatched;
     return;
   case LINKAGE__V1__EVENT_TYPE__UNIT_ACKNOWLEDGED:
@@ -39,6 +40,8 @@ void dispatch_event_build(const struct dispatch_decision *d, const char *actor, 
     linkage__v1__no_unit_available__init(&st->no_unit);
     st->no_unit.role = (char *)d->role;
     st->no_unit.reason = (char *)d->reason;
+    st->no_unit.tier = d->tier;
+    st->no_unit.tried = d->tried;
     ev->no_unit_available = &st->no_unit;
     return;
   case LINKAGE__V1__EVENT_TYPE__RESOLVED:

@@ -88,44 +88,6 @@ size_t dispatch_needs(const struct lk_plan *plan, const struct lk_compound *c,
 
 /* ---- units ---- */
 
-static const char *building_grid(const struct lk_compound *c, const char *building) {
-  for (size_t i = 0; building && building[0] && i < c->building_count; i++)
-    if (strcmp(c->buildings[i].id, building) == 0) return c->buildings[i].grid_id;
-  return NULL;
-}
-
-static int grid_of(const struct lk_compound *c, const char *id) {
-  for (size_t i = 0; i < c->grid_count; i++)
-    if (strcmp(c->grid_ids[i], id) == 0) return 1;
-  return 0;
-}
-
-int dispatch_coverage(const struct lk_district *d, const struct lk_unit *u,
-                      const struct lk_compound *c, const char *building) {
-  const char *grid = building_grid(c, building);
-  const struct lk_org *community = lk_district_community(d, c->community_id);
-  const char *street = community ? community->parent_id : NULL;
-  int best = 0;
-  for (size_t i = 0; i < u->cover_count; i++) {
-    const char *id = u->covers[i];
-    int cov = 0;
-    if (grid && strcmp(id, grid) == 0)
-      cov = 5;
-    else if (strcmp(id, c->id) == 0)
-      cov = 4;
-    else if (!grid && grid_of(c, id))
-      cov = 4; /* building unknown: any grid of the compound answers for it */
-    else if (strcmp(id, c->community_id) == 0)
-      cov = 3;
-    else if (street && strcmp(id, street) == 0)
-      cov = 2;
-    else if (strcmp(id, d->district.id) == 0)
-      cov = 1;
-    if (cov > best) best = cov;
-  }
-  return best;
-}
-
 static int excluded(const char *id, const char *const *exclude, size_t n) {
   for (size_t i = 0; i < n; i++)
     if (exclude[i] && strcmp(exclude[i], id) == 0) return 1;
@@ -141,9 +103,10 @@ const struct lk_unit *dispatch_pick(const struct lk_district *d, const struct lk
   unsigned best_load = 0;
   for (size_t i = 0; i < d->unit_count; i++) {
     const struct lk_unit *u = &d->units[i];
-    if (strcmp(u->type, role) != 0 || !lk_unit_on_duty(u, minute_of_day)) continue;
+    if (strcmp(u->type, role) != 0) continue;
+    if (minute_of_day >= 0 && !lk_unit_on_duty(u, minute_of_day)) continue;
     if (excluded(u->id, exclude, exclude_count)) continue;
-    int cov = dispatch_coverage(d, u, c, building);
+    int cov = lk_unit_coverage(d, u, c, building);
     if (!cov) continue;
     int present = status ? status[i].present != 0 : 0;
     unsigned load = status ? status[i].load : 0;
@@ -168,6 +131,10 @@ static int open_state(uint8_t st) {
   return st == DA_DISPATCHED || st == DA_ACKNOWLEDGED || st == DA_ON_SCENE;
 }
 
+int dispatch_verifies(const struct dispatch_assignment *a) {
+  return strcmp(a->role, "grid_worker") == 0;
+}
+
 static void begin(struct dispatch_decision *out, const struct dispatch_incident *inc, uint32_t slot,
                   Linkage__V1__EventType type) {
   memset(out, 0, sizeof *out);
@@ -177,7 +144,7 @@ static void begin(struct dispatch_decision *out, const struct dispatch_incident 
   snprintf(out->incident_id, sizeof out->incident_id, "%s", inc->id);
 }
 
-/* What the incident has for one role: the assignments so far (all tried units), those not
+/* What the incident has for one role: the units called at its current tier, the assignments not
  * declined (each fills a place), the places wanted (one, plus one per backup request), the
  * highest n, and a declined assignment nobody has taken over yet. */
 struct role_tally {
@@ -197,7 +164,8 @@ static void tally(const struct dispatch_state *s, const struct dispatch_incident
   for (uint32_t i = 0; i < inc->assignment_count; i++) {
     const struct dispatch_assignment *a = &s->assignments[inc->assignments[i]];
     if (strcmp(a->role, role) != 0) continue;
-    if (t->tried_count < sizeof t->tried / sizeof t->tried[0])
+    /* A new tier is a new call-out: a unit that did not answer below may be called again. */
+    if (a->tier == inc->tier && t->tried_count < sizeof t->tried / sizeof t->tried[0])
       t->tried[t->tried_count++] = a->unit_id;
     if (a->n > t->max_n) t->max_n = a->n;
     if (a->backup) t->wanted++;
@@ -247,11 +215,13 @@ size_t dispatch_decide(const struct dispatch_state *s, uint32_t slot,
         snprintf(q, sizeof q, "%.31s/%s", needs[i].role, lk_tier_name(inc->tier));
         lk_event_id(d->event_id, sizeof d->event_id, inc->id, d->type, q, 0);
         snprintf(d->role, sizeof d->role, "%.31s", needs[i].role);
+        d->tried = (unsigned)t.tried_count;
         snprintf(
             d->reason, sizeof d->reason,
-            "no %.31s unit left for %s: none other covers it and is on duty at %02d:%02d local "
-            "time (%zu already called)",
-            needs[i].role, c->id, minute / 60, minute % 60, t.tried_count);
+            "no %.31s unit left for %s at %s tier: none other covers it and is on duty at "
+            "%02d:%02d local time (%zu called at this tier)",
+            needs[i].role, c->id, lk_tier_name(inc->tier), minute / 60, minute % 60,
+            t.tried_count);
         break;
       }
       pending = 1;
@@ -275,10 +245,50 @@ size_t dispatch_decide(const struct dispatch_state *s, uint32_t slot,
       t.live++;
     }
   }
+  /* Coordinators' calls: each answered by one call-out of its unit, or of the best unit of its
+   * role (one tried before included: calling again is the point; off duty when nobody of the
+   * role is on duty, since a coordinator asked). */
+  for (uint32_t k = 0; k < inc->call_count; k++) {
+    const struct dispatch_call *call = &inc->calls[k];
+    if (call->done) continue;
+    pending = 1;
+    const struct lk_unit *u =
+        call->unit_id ? lk_district_unit(s->district, call->unit_id)
+                      : dispatch_pick(s->district, c, inc->building, call->role, status, minute,
+                                      NULL, 0);
+    if (!u) u = dispatch_pick(s->district, c, inc->building, call->role, status, -1, NULL, 0);
+    if (!u || n == max) continue;
+    struct role_tally t;
+    tally(s, inc, call->role, &t);
+    for (uint32_t j = 0; j < k; j++) /* calls decided in this same pass */
+      if (!inc->calls[j].done && strcmp(inc->calls[j].role, call->role) == 0) t.max_n++;
+    int lead = 0, ack = 15, arrive = 30, resolve = 240;
+    for (size_t i = 0; i < nn; i++)
+      if (strcmp(needs[i].role, call->role) == 0) {
+        lead = needs[i].lead;
+        ack = needs[i].acknowledge_min, arrive = needs[i].arrive_min;
+        resolve = needs[i].resolve_min;
+      }
+    struct dispatch_decision *d = &out[n++];
+    begin(d, inc, slot, LINKAGE__V1__EVENT_TYPE__DISPATCHED);
+    unsigned nth = t.max_n + 1;
+    snprintf(d->role, sizeof d->role, "%.31s", call->role);
+    snprintf(d->assignment_id, sizeof d->assignment_id, "%s/%.31s/%u", inc->id, call->role, nth);
+    lk_event_id(d->event_id, sizeof d->event_id, inc->id, d->type, call->role, nth);
+    snprintf(d->unit_id, sizeof d->unit_id, "%s", u->id);
+    snprintf(d->called_by, sizeof d->called_by, "%s", call->event_id);
+    d->lead = lead;
+    d->acknowledge_by_us = now_us + dispatch_plan_us(&s->policy, ack);
+    d->arrive_by_us = now_us + dispatch_plan_us(&s->policy, arrive);
+    d->resolve_by_us = now_us + dispatch_plan_us(&s->policy, resolve);
+    if (t.unreplaced_count)
+      snprintf(d->replaces, sizeof d->replaces, "%s", s->assignments[t.unreplaced[0]].id);
+  }
   if (pending || n) return n;
 
   /* The resolution barrier: the lead has resolved and nobody's part is still open (declined
-   * assignments, replaced or not, do not hold it up). */
+   * assignments, replaced or not, do not hold it up; nor does a grid worker's, whose part is
+   * to check the result: its VERIFIED closes the incident). */
   const struct dispatch_need *lead = NULL;
   for (size_t i = 0; i < nn && !lead; i++)
     if (needs[i].lead) lead = &needs[i];
@@ -286,7 +296,7 @@ size_t dispatch_decide(const struct dispatch_state *s, uint32_t slot,
   const struct dispatch_assignment *lead_done = NULL;
   for (uint32_t i = 0; i < inc->assignment_count; i++) {
     const struct dispatch_assignment *a = &s->assignments[inc->assignments[i]];
-    if (open_state(a->state)) return 0;
+    if (open_state(a->state) && !dispatch_verifies(a)) return 0;
     if (a->state == DA_RESOLVED && strcmp(a->role, lead->role) == 0 && !lead_done) lead_done = a;
   }
   if (!lead_done || max == 0) return 0;
@@ -381,12 +391,24 @@ static int verify(const struct dispatch_state *s, const struct lk_unit *u, const
   const struct lk_compound *c = &s->district->compounds[inc->compound];
   if (strcmp(u->type, "grid_worker") != 0)
     REFUSE("only a grid worker verifies on site; unit \"%s\" is a %s", u->id, u->type);
-  if (dispatch_coverage(s->district, u, c, NULL) == 0)
+  if (lk_unit_coverage(s->district, u, c, NULL) == 0)
     REFUSE("unit \"%s\" does not cover %s, where incident %s is", u->id, c->id, inc->id);
   if (inc->flags & DI_CLOSED) REFUSE("incident %s is already closed", inc->id);
   if (inc->flags & DI_MERGED) REFUSE("incident %s was merged into another", inc->id);
-  if (!(inc->flags & DI_RESOLVED))
-    REFUSE("incident %s is not resolved yet: nothing to verify", inc->id);
+  if (!(inc->flags & DI_RESOLVED)) {
+    /* Say whom the check waits for: the units whose part is still open. */
+    char who[300] = "";
+    size_t len = 0;
+    for (uint32_t i = 0; i < inc->assignment_count && len < sizeof who - 80; i++) {
+      const struct dispatch_assignment *a = &s->assignments[inc->assignments[i]];
+      if (!open_state(a->state) || dispatch_verifies(a)) continue;
+      len += (size_t)snprintf(who + len, sizeof who - len, "%s%s (%s%s, %s)", len ? ", " : "",
+                              a->unit_id, a->role, a->lead ? ", lead" : "", state_word(a->state));
+    }
+    if (who[0])
+      REFUSE("incident %s is not resolved yet: waiting for %s", inc->id, who);
+    REFUSE("incident %s is not resolved yet: the lead has not resolved its part", inc->id);
+  }
   begin(out, inc, slot, LINKAGE__V1__EVENT_TYPE__CLOSED);
   lk_event_id(out->event_id, sizeof out->event_id, inc->id, out->type, "dispatch", 0);
   snprintf(out->unit_id, sizeof out->unit_id, "%s", u->id);

@@ -48,6 +48,11 @@ void dispatch_state_close(struct dispatch_state *s) {
     free(inc->kind);
     free(inc->description);
     free(inc->assignments);
+    for (uint32_t k = 0; k < inc->call_count; k++) {
+      free(inc->calls[k].unit_id);
+      free(inc->calls[k].event_id);
+    }
+    free(inc->calls);
   }
   free(s->incidents);
   for (uint32_t i = 1; i < s->assignment_count; i++) {
@@ -226,6 +231,7 @@ static void add_assignment(struct dispatch_state *s, uint32_t slot, const Linkag
   a->acknowledge_by_us = dp->acknowledge_by_us;
   a->arrive_by_us = dp->arrive_by_us;
   a->resolve_by_us = dp->resolve_by_us;
+  a->tier = (uint8_t)dp->tier;
   a->deadline_handle = LK_HEAP_NONE;
   if (lk_map_put(&s->assignment_by_id, a->id, index) != LK_OK) goto fail;
   if (attach(&s->incidents[slot], index) != LK_OK) {
@@ -247,6 +253,8 @@ static void add_assignment(struct dispatch_state *s, uint32_t slot, const Linkag
     struct dispatch_assignment *old = dispatch_assignment_get(s, dp->replaces);
     if (old) old->replaced = 1;
   }
+  for (uint32_t k = 0; dp->called_by[0] && k < inc->call_count; k++)
+    if (strcmp(inc->calls[k].event_id, dp->called_by) == 0) inc->calls[k].done = 1;
   return;
 
 fail:
@@ -294,9 +302,14 @@ static void answer(struct dispatch_state *s, const Linkage__V1__Event *ev,
 /* no_unit_available for a role at a tier: "<incident>/no_unit_available/<role>/<tier>". */
 static void note_no_unit(struct dispatch_state *s, uint32_t slot, const Linkage__V1__Event *ev) {
   struct dispatch_incident *inc = &s->incidents[slot];
-  const char *tier = strrchr(ev->event_id, '/');
-  const char *name = lk_tier_name(inc->tier);
-  if (!tier || !name || strcmp(tier + 1, name) != 0) return; /* said at another tier */
+  /* Said at another tier: the tier field, or for events written before it the id's last part. */
+  if (ev->no_unit_available->tier) {
+    if (ev->no_unit_available->tier != inc->tier) return;
+  } else {
+    const char *tier = strrchr(ev->event_id, '/');
+    const char *name = lk_tier_name(inc->tier);
+    if (!tier || !name || strcmp(tier + 1, name) != 0) return;
+  }
   const struct lk_plan *plan =
       lk_plan_find(s->district->plans, s->district->plan_count, inc->category, inc->kind);
   struct dispatch_need needs[DISPATCH_MAX_ROLES];
@@ -307,6 +320,34 @@ static void note_no_unit(struct dispatch_state *s, uint32_t slot, const Linkage_
       inc->no_unit_mask |= 1u << i;
       inc->flags |= DI_NO_UNIT;
     }
+}
+
+/* A coordinator's call (call_requested): once per event, while the incident is open. */
+static void add_call(struct dispatch_state *s, uint32_t slot, const Linkage__V1__Event *ev) {
+  struct dispatch_incident *inc = &s->incidents[slot];
+  const Linkage__V1__CallRequested *c = ev->call_requested;
+  if (inc->flags & (DI_CLOSED | DI_MERGED | DI_RESOLVED)) return;
+  if (strlen(c->role) >= DISPATCH_ROLE_MAX) return;
+  for (uint32_t k = 0; k < inc->call_count; k++)
+    if (strcmp(inc->calls[k].event_id, ev->event_id) == 0) return;
+  if (inc->call_count == inc->call_cap) {
+    uint32_t cap = inc->call_cap ? inc->call_cap * 2 : 2;
+    struct dispatch_call *n = realloc(inc->calls, cap * sizeof *n);
+    if (!n) return;
+    inc->calls = n;
+    inc->call_cap = cap;
+  }
+  struct dispatch_call *k = &inc->calls[inc->call_count];
+  memset(k, 0, sizeof *k);
+  snprintf(k->role, sizeof k->role, "%s", c->role);
+  k->event_id = strdup(ev->event_id);
+  k->unit_id = c->unit_id[0] ? strdup(c->unit_id) : NULL;
+  if (!k->event_id || (c->unit_id[0] && !k->unit_id)) {
+    free(k->event_id);
+    free(k->unit_id);
+    return;
+  }
+  inc->call_count++;
 }
 
 static void close_incident(struct dispatch_state *s, uint32_t slot) {
@@ -349,6 +390,7 @@ uint32_t dispatch_state_apply(struct dispatch_state *s, uint64_t position,
   case LINKAGE__V1__EVENT__BODY_UNIT_DECLINED: answer(s, ev, ev->unit_declined); break;
   case LINKAGE__V1__EVENT__BODY_BACKUP_REQUESTED: answer(s, ev, ev->backup_requested); break;
   case LINKAGE__V1__EVENT__BODY_NO_UNIT_AVAILABLE: note_no_unit(s, slot, ev); break;
+  case LINKAGE__V1__EVENT__BODY_CALL_REQUESTED: add_call(s, slot, ev); break;
   case LINKAGE__V1__EVENT__BODY_RESOLVED:
     if (inc->flags & (DI_RESOLVED | DI_CLOSED)) break;
     inc->flags |= DI_RESOLVED;

@@ -47,18 +47,9 @@ typedef const char *(*gw_arg_fn)(void *ctx, const char *key);
 
 /* ---- the projection (gw_view.c) ---- */
 
-enum gw_state {
-  GW_REPORTED = 0,
-  GW_ROUTED,
-  GW_DISPATCHED,
-  GW_ACKNOWLEDGED,
-  GW_ON_SCENE,
-  GW_RESOLVED,
-  GW_CLOSED,
-  GW_STATE_COUNT
-};
-/* The `incidents.state` words of CONTRACT.md: "reported" ... "closed". */
-const char *gw_state_name(enum gw_state s);
+/* An incident's state: the life cycle's (linkage/lifecycle.h, LK_STATE_*), the same words as
+ * the `incidents` view. */
+#include "linkage/lifecycle.h"
 
 /* One line of an incident's timeline. */
 struct gw_step {
@@ -66,7 +57,8 @@ struct gw_step {
   int64_t at_us;
   Linkage__V1__EventType type;
   char actor[48];   /* "device:..", "svc:router", "unit:..", "coordinator:.." (truncated) */
-  char detail[160]; /* a short English summary: "community → street: acknowledge deadline missed" */
+  char detail[160];    /* a short English summary: "community -> street: ..." */
+  char detail_zh[160]; /* the same in Chinese, with the units' Chinese names */
   uint8_t cap;      /* 1: this step made a new CAP message of the incident (see gw_cap.c) */
 };
 
@@ -89,7 +81,7 @@ struct gw_incident {
   int32_t floor;
   double lat, lon;   /* 0, 0 when the report had none */
   char *description; /* owned; "" when none */
-  enum gw_state state;
+  int state; /* enum lk_state */
   int64_t reported_at_us; /* the device's observed_at, or the intake's receive time */
   int64_t updated_at_us;  /* at_us of the last event */
   int64_t acknowledge_by_us, resolve_by_us; /* deadlines at the current tier; 0 none */
@@ -97,13 +89,46 @@ struct gw_incident {
   int overdue;                              /* an overdue alarm was raised and not yet cleared */
   int suppressed;                           /* escalation held back (planned work / inhibition) */
   char merged_into[40];                     /* set when merged into another incident */
-  char lead_unit[65];
+  char lead_unit[65];       /* the lead whose assignment is live (not declined), or "" */
+  char held_back_by[40];    /* the incident that holds back its escalation (inhibition) */
   uint32_t units_assigned;
+  struct gw_assignment *assignments; /* owned, in the order of their `dispatched` */
+  uint16_t assignment_count, assignment_cap;
+  /* Roles (bits by index into lk_unit_types) dispatch found nobody for at the current tier;
+   * such a role is missing while it has no live assignment. */
+  uint32_t no_unit_roles;
   uint64_t first_position, last_position;
   struct gw_step *steps; /* owned, step_count entries (at most GW_MAX_STEPS) */
   uint32_t step_count, step_cap;
   uint32_t cap_count; /* steps with cap = 1 */
 };
+
+/* One unit's part as the readers show it. */
+enum gw_assignment_state {
+  GW_A_DISPATCHED = 1,
+  GW_A_ACKNOWLEDGED,
+  GW_A_ON_SCENE,
+  GW_A_RESOLVED,
+  GW_A_DECLINED,
+};
+struct gw_assignment {
+  char unit[48];
+  char role[32];
+  uint16_t n; /* the assignment id's last part: "<incident>/<role>/<n>" */
+  uint8_t lead, state, tier;
+};
+/* "dispatched", "acknowledged", "on_scene", "resolved", "declined". */
+const char *gw_assignment_state_name(int state);
+
+/* The roles of an incident that nobody fills (see gw_incident.no_unit_roles), as bits by index
+ * into lk_unit_types. */
+uint32_t gw_incident_missing(const struct gw_incident *inc);
+
+/* The urgency order of the dashboard's list: overdue first (an alarm raised, or the deadline
+ * running now passed at now_us), then severity (I first), then tier (highest first), then the
+ * time left (least first; none last), then the report time. < 0 when a comes first. */
+int gw_incident_urgency_cmp(const struct gw_incident *a, const struct gw_incident *b,
+                            int64_t now_us);
 
 /* A planned-work window (linkagectl plan, POST /api/planned-work). */
 struct gw_window {

@@ -298,7 +298,7 @@ static enum MHD_Result get_incidents(struct req *q) {
   int first = 1;
   for (uint32_t i = 1; i < g->view.count; i++) {
     const struct gw_incident *inc = &g->view.incidents[i];
-    if (inc->state == GW_CLOSED && !with_closed) continue;
+    if (inc->state == LK_STATE_CLOSED && !with_closed) continue;
     if (!first) gw_buf_puts(&b, ",");
     first = 0;
     gw_json_incident(&b, inc, 0);

@@ -90,7 +90,7 @@ static void thread_of(const struct gw_incident *inc, struct thread *t) {
     t->last = &t->none;
     t->count = 1;
   }
-  t->ended = inc->state == GW_CLOSED || inc->merged_into[0];
+  t->ended = inc->state == LK_STATE_CLOSED || inc->merged_into[0];
 }
 
 static void identifier(struct gw_buf *b, const struct gw_incident *inc, const struct gw_step *s) {
@@ -202,7 +202,7 @@ static const char *cap_urgency(const struct gw_incident *inc, int ended) {
  * id, which the instruction names, so this thread asks for nothing (None). */
 static const char *cap_response(const struct gw_incident *inc) {
   if (inc->merged_into[0]) return "None";
-  if (inc->state == GW_CLOSED) return "AllClear";
+  if (inc->state == LK_STATE_CLOSED) return "AllClear";
   return inc->severity == LINKAGE__V1__SEVERITY__SEVERITY_I ||
                  inc->severity == LINKAGE__V1__SEVERITY__SEVERITY_II
              ? "Execute"
@@ -415,7 +415,7 @@ static void info(struct gw_buf *b, const struct gw_view *v, const struct gw_inci
   char pos[24];
   snprintf(pos, sizeof pos, "%" PRIu64, t->last->position);
   pair(b, "parameter", "linkage:position", pos);
-  pair(b, "parameter", "linkage:state", gw_state_name(inc->state));
+  pair(b, "parameter", "linkage:state", lk_state_name(inc->state));
   const char *sev = lk_severity_name(inc->severity);
   if (sev) pair(b, "parameter", "linkage:severity", sev);
   const char *tier = lk_tier_name(inc->tier);
@@ -497,7 +497,7 @@ static void atom_entry(struct gw_buf *b, const struct gw_view *v, const struct g
   }
   const char *tier = lk_tier_name(inc->tier);
   gw_buf_puts(b, "<summary>");
-  gw_buf_printf(b, "%s, %s", gw_state_name(inc->state), tier ? tier : "not routed");
+  gw_buf_printf(b, "%s, %s", lk_state_name(inc->state), tier ? tier : "not routed");
   if (tier) gw_buf_puts(b, " tier");
   if (inc->description && inc->description[0]) {
     gw_buf_puts(b, ": ");

@@ -23,7 +23,7 @@ void gw_json_incident(struct gw_buf *b, const struct gw_incident *inc, int with_
   gw_buf_puts(b, "{\"id\":");
   gw_buf_json_str(b, inc->id);
   gw_buf_printf(b, ",\"position\":%" PRIu64, inc->last_position);
-  field(b, "state", gw_state_name(inc->state));
+  field(b, "state", lk_state_name(inc->state));
   field(b, "category", lk_category_name(inc->category));
   field(b, "kind", inc->kind);
   field(b, "severity", lk_severity_name(inc->severity));

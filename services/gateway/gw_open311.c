@@ -482,7 +482,7 @@ static int matches(const struct filter *f, const struct gw_incident *inc) {
   if (f->codes &&
       ((unsigned)inc->category >= CATEGORY_COUNT || !(f->codes & (1u << inc->category))))
     return 0;
-  int closed = inc->state == GW_CLOSED;
+  int closed = inc->state == LK_STATE_CLOSED;
   if ((f->open || f->closed) && !(closed ? f->closed : f->open)) return 0;
   return inc->reported_at_us >= f->start_us && inc->reported_at_us <= f->end_us;
 }
@@ -523,13 +523,13 @@ static void render_request(struct doc *w, const struct gw_view *v, const struct 
   list_next(w);
   obj_open(w, "request");
   put_str(w, "service_request_id", inc->id);
-  put_str(w, "status", inc->state == GW_CLOSED ? "closed" : "open");
+  put_str(w, "status", inc->state == LK_STATE_CLOSED ? "closed" : "open");
 
-  gw_buf_puts(&t, gw_state_name(inc->state));
+  gw_buf_puts(&t, lk_state_name(inc->state));
   const char *tier = lk_tier_name(inc->tier);
   if (tier)
     gw_buf_printf(&t, " at %s tier", tier);
-  else if (inc->state != GW_CLOSED)
+  else if (inc->state != LK_STATE_CLOSED)
     gw_buf_puts(&t, ", not yet routed");
   if (inc->overdue) gw_buf_puts(&t, "; overdue");
   if (inc->suppressed) gw_buf_puts(&t, "; escalation held back");

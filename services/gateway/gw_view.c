@@ -11,11 +11,14 @@
 #include "linkage/error.h"
 #include "linkage/event.h"
 
-static const char *const state_names[GW_STATE_COUNT] = {
-    "reported", "routed", "dispatched", "acknowledged", "on_scene", "resolved", "closed"};
-
-const char *gw_state_name(enum gw_state s) {
-  return (unsigned)s < GW_STATE_COUNT ? state_names[s] : "reported";
+const char *gw_assignment_state_name(int state) {
+  switch (state) {
+  case GW_A_ACKNOWLEDGED: return "acknowledged";
+  case GW_A_ON_SCENE: return "on_scene";
+  case GW_A_RESOLVED: return "resolved";
+  case GW_A_DECLINED: return "declined";
+  default: return "dispatched";
+  }
 }
 
 int gw_view_init(struct gw_view *v, const struct lk_district *d) {
@@ -38,6 +41,7 @@ void gw_view_free(struct gw_view *v) {
   for (uint32_t i = 1; i < v->count; i++) {
     free(v->incidents[i].description);
     free(v->incidents[i].steps);
+    free(v->incidents[i].assignments);
   }
   free(v->incidents);
   free(v->windows);
@@ -53,7 +57,7 @@ const struct gw_incident *gw_view_get(const struct gw_view *v, const char *id) {
 
 const char *gw_incident_deadline(const struct gw_incident *inc, int64_t *at_us) {
   *at_us = 0;
-  if (inc->state == GW_CLOSED || inc->state == GW_RESOLVED || inc->tier == 0) return NULL;
+  if (lk_state_over(inc->state) || inc->tier == 0) return NULL;
   if (!inc->acknowledged && inc->acknowledge_by_us > 0) {
     *at_us = inc->acknowledge_by_us;
     return "acknowledge";
@@ -109,7 +113,7 @@ static uint32_t add_incident(struct gw_view *v, const Linkage__V1__Event *ev) {
     if (com) inc->street_id = com->parent_id;
   }
   inc->reported_at_us = r->observed_at_us > 0 ? r->observed_at_us : ev->reported->received_at_us;
-  inc->state = GW_REPORTED;
+  inc->state = LK_STATE_REPORTED;
   v->open++;
   return v->count++;
 }
@@ -149,50 +153,83 @@ static const char *tier(Linkage__V1__Tier t) {
   return n ? n : "?";
 }
 
-/* The timeline's one-line summary of an event, in English (the page translates the type). */
-static void describe(const Linkage__V1__Event *ev, char *out, size_t n) {
+static const char *tier_zh(Linkage__V1__Tier t) {
+  static const char *const names[] = {"?", "小区", "社区", "街道", "区"};
+  return (unsigned)t < 5 ? names[t] : "?";
+}
+
+/* A unit as people know it: its name (Chinese name in Chinese), else its id. */
+static const char *unit_label(const struct gw_view *v, const char *id, int zh) {
+  const struct lk_unit *u = v->district ? lk_district_unit(v->district, id) : NULL;
+  if (!u) return id;
+  return zh && u->name_zh ? u->name_zh : u->name;
+}
+
+static const char *answer_unit(const Linkage__V1__Event *ev, const char **note) {
+  const Linkage__V1__UnitAnswer *a =
+      ev->body_case == LINKAGE__V1__EVENT__BODY_UNIT_ACKNOWLEDGED ? ev->unit_acknowledged
+      : ev->body_case == LINKAGE__V1__EVENT__BODY_UNIT_DECLINED   ? ev->unit_declined
+      : ev->body_case == LINKAGE__V1__EVENT__BODY_UNIT_ON_SCENE   ? ev->unit_on_scene
+      : ev->body_case == LINKAGE__V1__EVENT__BODY_UNIT_RESOLVED   ? ev->unit_resolved
+                                                                  : ev->backup_requested;
+  *note = a->note;
+  return a->unit_id;
+}
+
+/* The timeline's one-line summary of an event, in English or in Chinese (the page translates
+ * the type; unit names come from the district, free text stays as written). */
+static void describe(const struct gw_view *v, const Linkage__V1__Event *ev, int zh, char *out,
+                     size_t n) {
   out[0] = '\0';
   switch (ev->body_case) {
   case LINKAGE__V1__EVENT__BODY_REPORTED: {
     const Linkage__V1__Report *r = ev->reported->report;
-    snprintf(out, n, "%s, severity %s", r->kind, lk_severity_name(r->severity));
+    snprintf(out, n, zh ? "%s，%s级" : "%s, severity %s", r->kind, lk_severity_name(r->severity));
     break;
   }
   case LINKAGE__V1__EVENT__BODY_MERGED:
-    snprintf(out, n, "merged into %s", ev->merged->into_incident_id);
+    snprintf(out, n, zh ? "并入 %s" : "merged into %s", ev->merged->into_incident_id);
     break;
   case LINKAGE__V1__EVENT__BODY_ROUTED:
-    snprintf(out, n, "to %s %s%s%s", tier(ev->routed->tier), ev->routed->organisation_id,
-             ev->routed->suppressed_by[0] ? ", held by " : "", ev->routed->suppressed_by);
+    snprintf(out, n, zh ? "至%s %s%s%s" : "to %s %s%s%s",
+             zh ? tier_zh(ev->routed->tier) : tier(ev->routed->tier), ev->routed->organisation_id,
+             ev->routed->suppressed_by[0] ? (zh ? "，计划作业 " : ", held by ") : "",
+             ev->routed->suppressed_by);
     break;
   case LINKAGE__V1__EVENT__BODY_ESCALATED:
   case LINKAGE__V1__EVENT__BODY_DE_ESCALATED: {
     const Linkage__V1__Escalated *e =
         ev->body_case == LINKAGE__V1__EVENT__BODY_ESCALATED ? ev->escalated : ev->de_escalated;
-    snprintf(out, n, "%s -> %s %s: %s", tier(e->from_tier), tier(e->to_tier), e->organisation_id,
-             e->reason);
+    if (zh)
+      snprintf(out, n, "%s → %s %s：%s", tier_zh(e->from_tier), tier_zh(e->to_tier),
+               e->organisation_id, e->reason);
+    else
+      snprintf(out, n, "%s -> %s %s: %s", tier(e->from_tier), tier(e->to_tier),
+               e->organisation_id, e->reason);
     break;
   }
   case LINKAGE__V1__EVENT__BODY_SEVERITY_CHANGED:
-    snprintf(out, n, "%s -> %s: %s", lk_severity_name(ev->severity_changed->from_severity),
+    snprintf(out, n, zh ? "%s → %s：%s" : "%s -> %s: %s",
+             lk_severity_name(ev->severity_changed->from_severity),
              lk_severity_name(ev->severity_changed->to_severity), ev->severity_changed->reason);
     break;
-  case LINKAGE__V1__EVENT__BODY_DISPATCHED:
-    snprintf(out, n, "%s as %s%s", ev->dispatched->unit_id, ev->dispatched->role,
-             ev->dispatched->lead ? " (lead)" : "");
+  case LINKAGE__V1__EVENT__BODY_DISPATCHED: {
+    const Linkage__V1__Dispatched *d = ev->dispatched;
+    snprintf(out, n, zh ? "%s（%s%s）%s" : "%s as %s%s%s", unit_label(v, d->unit_id, zh),
+             lk_unit_type_label(d->role, zh), d->lead ? (zh ? "，牵头" : " (lead)") : "",
+             d->called_by[0] ? (zh ? "，协调员重新呼叫" : ", called again by a coordinator")
+             : d->replaces[0] ? (zh ? "，接替" : ", in place of an earlier call")
+                              : "");
     break;
+  }
   case LINKAGE__V1__EVENT__BODY_UNIT_ACKNOWLEDGED:
   case LINKAGE__V1__EVENT__BODY_UNIT_DECLINED:
   case LINKAGE__V1__EVENT__BODY_UNIT_ON_SCENE:
   case LINKAGE__V1__EVENT__BODY_UNIT_RESOLVED:
   case LINKAGE__V1__EVENT__BODY_BACKUP_REQUESTED: {
-    const Linkage__V1__UnitAnswer *a =
-        ev->body_case == LINKAGE__V1__EVENT__BODY_UNIT_ACKNOWLEDGED ? ev->unit_acknowledged
-        : ev->body_case == LINKAGE__V1__EVENT__BODY_UNIT_DECLINED   ? ev->unit_declined
-        : ev->body_case == LINKAGE__V1__EVENT__BODY_UNIT_ON_SCENE   ? ev->unit_on_scene
-        : ev->body_case == LINKAGE__V1__EVENT__BODY_UNIT_RESOLVED   ? ev->unit_resolved
-                                                                    : ev->backup_requested;
-    snprintf(out, n, "%s%s%s", a->unit_id, a->note[0] ? ": " : "", a->note);
+    const char *note;
+    const char *unit = answer_unit(ev, &note);
+    snprintf(out, n, "%s%s%s", unit_label(v, unit, zh), note[0] ? (zh ? "：" : ": ") : "", note);
     break;
   }
   case LINKAGE__V1__EVENT__BODY_COORDINATOR_NOTE:
@@ -202,15 +239,31 @@ static void describe(const Linkage__V1__Event *ev, char *out, size_t n) {
   case LINKAGE__V1__EVENT__BODY_CLOSED: snprintf(out, n, "%s", ev->closed->reason); break;
   case LINKAGE__V1__EVENT__BODY_ACKNOWLEDGED: snprintf(out, n, "%s", ev->acknowledged->note); break;
   case LINKAGE__V1__EVENT__BODY_OVERDUE:
-    snprintf(out, n, "%s deadline missed at %s", ev->overdue->deadline, tier(ev->overdue->tier));
+    if (zh)
+      snprintf(out, n, "%s时限在%s层级已过",
+               strcmp(ev->overdue->deadline, "acknowledge") == 0 ? "受理" : "处置",
+               tier_zh(ev->overdue->tier));
+    else
+      snprintf(out, n, "%s deadline missed at %s", ev->overdue->deadline,
+               tier(ev->overdue->tier));
     break;
   case LINKAGE__V1__EVENT__BODY_SUPPRESSED:
-    snprintf(out, n, "%s deadline held by %s: %s", ev->suppressed->deadline, ev->suppressed->by,
-             ev->suppressed->reason);
+    snprintf(out, n, zh ? "升级暂缓，原因事件 %s：%s" : "%s deadline held by %s: %s",
+             zh ? ev->suppressed->by : ev->suppressed->deadline,
+             zh ? ev->suppressed->reason : ev->suppressed->by,
+             zh ? "" : ev->suppressed->reason);
     break;
   case LINKAGE__V1__EVENT__BODY_NO_UNIT_AVAILABLE:
-    snprintf(out, n, "no %s: %s", ev->no_unit_available->role, ev->no_unit_available->reason);
+    snprintf(out, n, zh ? "无%s可用：%s" : "no %s: %s",
+             lk_unit_type_label(ev->no_unit_available->role, zh), ev->no_unit_available->reason);
     break;
+  case LINKAGE__V1__EVENT__BODY_CALL_REQUESTED: {
+    const Linkage__V1__CallRequested *c = ev->call_requested;
+    snprintf(out, n, zh ? "重新呼叫%s%s%s%s" : "call %s again%s%s%s",
+             c->unit_id[0] ? unit_label(v, c->unit_id, zh) : lk_unit_type_label(c->role, zh),
+             c->reason[0] ? (zh ? "：" : ": ") : "", c->reason, "");
+    break;
+  }
   default: break;
   }
 }
@@ -227,7 +280,8 @@ static int makes_cap_message(Linkage__V1__EventType t) {
   }
 }
 
-static void add_step(struct gw_incident *inc, uint64_t position, const Linkage__V1__Event *ev) {
+static void add_step(const struct gw_view *v, struct gw_incident *inc, uint64_t position,
+                     const Linkage__V1__Event *ev) {
   int cap = makes_cap_message(ev->type);
   if (inc->step_count >= GW_MAX_STEPS) {
     /* Full: a step that makes a CAP message must still be kept (an alert's identifier names
@@ -254,15 +308,114 @@ static void add_step(struct gw_incident *inc, uint64_t position, const Linkage__
   s->at_us = ev->at_us;
   s->type = ev->type;
   copy(s->actor, sizeof s->actor, ev->actor);
-  describe(ev, s->detail, sizeof s->detail);
+  describe(v, ev, 0, s->detail, sizeof s->detail);
+  describe(v, ev, 1, s->detail_zh, sizeof s->detail_zh);
   s->cap = (uint8_t)cap;
   inc->cap_count += s->cap;
 }
 
-static void set_state(struct gw_view *v, struct gw_incident *inc, enum gw_state s) {
-  if (s == GW_CLOSED && inc->state != GW_CLOSED) v->open--;
-  if (s != GW_CLOSED && inc->state == GW_CLOSED) v->open++;
-  inc->state = s;
+/* The state after an event: the life cycle's rule, as every reader folds it. */
+static void fold_state(struct gw_view *v, struct gw_incident *inc, Linkage__V1__EventType t) {
+  int next = lk_lifecycle_next(inc->state, t);
+  if (next == LK_STATE_CLOSED && inc->state != LK_STATE_CLOSED) v->open--;
+  inc->state = next;
+}
+
+static int role_bit(const char *role) {
+  for (int i = 0; lk_unit_types[i] && i < 32; i++)
+    if (strcmp(lk_unit_types[i], role) == 0) return i;
+  return -1;
+}
+
+/* The role and n of an assignment id "<incident>/<role>/<n>"; NULL when it is not one. */
+static struct gw_assignment *assignment_of(struct gw_incident *inc, const char *id) {
+  const char *last = strrchr(id, '/');
+  if (!last || last == id) return NULL;
+  const char *role = last - 1;
+  while (role > id && role[-1] != '/')
+    role--;
+  size_t rlen = (size_t)(last - role);
+  long n = strtol(last + 1, NULL, 10);
+  for (uint16_t i = 0; i < inc->assignment_count; i++) {
+    struct gw_assignment *a = &inc->assignments[i];
+    if (a->n == n && strlen(a->role) == rlen && strncmp(a->role, role, rlen) == 0) return a;
+  }
+  return NULL;
+}
+
+/* The lead shown: the latest lead call whose assignment is live. */
+static void choose_lead(struct gw_incident *inc) {
+  inc->lead_unit[0] = '\0';
+  for (uint16_t i = inc->assignment_count; i-- > 0;) {
+    const struct gw_assignment *a = &inc->assignments[i];
+    if (a->lead && a->state != GW_A_DECLINED) {
+      copy(inc->lead_unit, sizeof inc->lead_unit, a->unit);
+      return;
+    }
+  }
+}
+
+static void add_assignment(struct gw_incident *inc, const Linkage__V1__Dispatched *d) {
+  if (inc->assignment_count == inc->assignment_cap) {
+    uint16_t cap = inc->assignment_cap ? (uint16_t)(inc->assignment_cap * 2) : 4;
+    if (cap < inc->assignment_cap) return; /* 65,536 calls of one incident: stop counting */
+    struct gw_assignment *n = realloc(inc->assignments, (size_t)cap * sizeof *n);
+    if (!n) return;
+    inc->assignments = n;
+    inc->assignment_cap = cap;
+  }
+  struct gw_assignment *a = &inc->assignments[inc->assignment_count++];
+  memset(a, 0, sizeof *a);
+  copy(a->unit, sizeof a->unit, d->unit_id);
+  copy(a->role, sizeof a->role, d->role);
+  const char *last = strrchr(d->assignment_id, '/');
+  long n = last ? strtol(last + 1, NULL, 10) : 0;
+  a->n = n > 0 && n < 65536 ? (uint16_t)n : 0;
+  a->lead = d->lead ? 1 : 0;
+  a->tier = (uint8_t)d->tier;
+  a->state = GW_A_DISPATCHED;
+}
+
+static void answer(struct gw_incident *inc, const Linkage__V1__Event *ev) {
+  const char *note;
+  answer_unit(ev, &note);
+  const Linkage__V1__UnitAnswer *ua =
+      ev->body_case == LINKAGE__V1__EVENT__BODY_UNIT_ACKNOWLEDGED ? ev->unit_acknowledged
+      : ev->body_case == LINKAGE__V1__EVENT__BODY_UNIT_DECLINED   ? ev->unit_declined
+      : ev->body_case == LINKAGE__V1__EVENT__BODY_UNIT_ON_SCENE   ? ev->unit_on_scene
+      : ev->body_case == LINKAGE__V1__EVENT__BODY_UNIT_RESOLVED   ? ev->unit_resolved
+                                                                  : ev->backup_requested;
+  struct gw_assignment *a = assignment_of(inc, ua->assignment_id);
+  if (!a || a->state == GW_A_DECLINED) return;
+  uint8_t st = ev->body_case == LINKAGE__V1__EVENT__BODY_UNIT_DECLINED   ? GW_A_DECLINED
+               : ev->body_case == LINKAGE__V1__EVENT__BODY_UNIT_RESOLVED ? GW_A_RESOLVED
+               : ev->body_case == LINKAGE__V1__EVENT__BODY_UNIT_ON_SCENE ? GW_A_ON_SCENE
+                                                                         : GW_A_ACKNOWLEDGED;
+  if (st == GW_A_DECLINED || st > a->state) a->state = st;
+}
+
+uint32_t gw_incident_missing(const struct gw_incident *inc) {
+  uint32_t missing = inc->no_unit_roles;
+  for (uint16_t i = 0; missing && i < inc->assignment_count; i++) {
+    const struct gw_assignment *a = &inc->assignments[i];
+    int bit = role_bit(a->role);
+    if (bit >= 0 && a->state != GW_A_DECLINED) missing &= ~(1u << bit);
+  }
+  return lk_state_over(inc->state) ? 0 : missing;
+}
+
+int gw_incident_urgency_cmp(const struct gw_incident *a, const struct gw_incident *b,
+                            int64_t now_us) {
+  int64_t da, db;
+  const char *ka = gw_incident_deadline(a, &da), *kb = gw_incident_deadline(b, &db);
+  int oa = a->overdue || (ka && da <= now_us), ob = b->overdue || (kb && db <= now_us);
+  if (oa != ob) return ob - oa;
+  if (a->severity != b->severity) return (int)a->severity - (int)b->severity;
+  if (a->tier != b->tier) return (int)b->tier - (int)a->tier;
+  if (!ka != !kb) return ka ? -1 : 1;
+  if (ka && da != db) return da < db ? -1 : 1;
+  if (a->reported_at_us != b->reported_at_us) return a->reported_at_us < b->reported_at_us ? -1 : 1;
+  return strcmp(a->id, b->id);
 }
 
 static void retier(struct gw_incident *inc, Linkage__V1__Tier t, const char *org, int64_t ack_by,
@@ -274,6 +427,8 @@ static void retier(struct gw_incident *inc, Linkage__V1__Tier t, const char *org
   inc->acknowledged = 0;
   inc->overdue = 0;
   inc->suppressed = 0;
+  inc->held_back_by[0] = '\0';
+  inc->no_unit_roles = 0; /* called again at the new tier */
 }
 
 uint32_t gw_view_apply(struct gw_view *v, uint64_t position, const Linkage__V1__Event *ev) {
@@ -301,15 +456,13 @@ uint32_t gw_view_apply(struct gw_view *v, uint64_t position, const Linkage__V1__
   if (!inc->first_position) inc->first_position = position;
   inc->last_position = position;
   inc->updated_at_us = ev->at_us;
-  add_step(inc, position, ev);
+  add_step(v, inc, position, ev);
 
   switch (ev->body_case) {
-  case LINKAGE__V1__EVENT__BODY_REPORTED: break;
   case LINKAGE__V1__EVENT__BODY_ROUTED: {
     const Linkage__V1__Routed *r = ev->routed;
     retier(inc, r->tier, r->organisation_id, r->acknowledge_by_us, r->resolve_by_us);
     inc->suppressed = r->suppressed_by[0] != '\0';
-    set_state(v, inc, GW_ROUTED);
     break;
   }
   case LINKAGE__V1__EVENT__BODY_ESCALATED:
@@ -317,45 +470,51 @@ uint32_t gw_view_apply(struct gw_view *v, uint64_t position, const Linkage__V1__
     const Linkage__V1__Escalated *e =
         ev->body_case == LINKAGE__V1__EVENT__BODY_ESCALATED ? ev->escalated : ev->de_escalated;
     retier(inc, e->to_tier, e->organisation_id, e->acknowledge_by_us, e->resolve_by_us);
-    set_state(v, inc, GW_ROUTED);
     break;
   }
-  case LINKAGE__V1__EVENT__BODY_ACKNOWLEDGED:
-    inc->acknowledged = 1;
-    inc->overdue = 0;
-    set_state(v, inc, GW_ACKNOWLEDGED);
-    break;
-  case LINKAGE__V1__EVENT__BODY_UNIT_ACKNOWLEDGED:
-    inc->acknowledged = 1;
-    inc->overdue = 0;
-    set_state(v, inc, GW_ACKNOWLEDGED);
-    break;
   case LINKAGE__V1__EVENT__BODY_DISPATCHED:
     inc->units_assigned++;
-    if (ev->dispatched->lead) copy(inc->lead_unit, sizeof inc->lead_unit, ev->dispatched->unit_id);
-    set_state(v, inc, GW_DISPATCHED);
+    add_assignment(inc, ev->dispatched);
+    choose_lead(inc);
     break;
-  case LINKAGE__V1__EVENT__BODY_UNIT_ON_SCENE: set_state(v, inc, GW_ON_SCENE); break;
+  case LINKAGE__V1__EVENT__BODY_UNIT_ACKNOWLEDGED:
+  case LINKAGE__V1__EVENT__BODY_UNIT_ON_SCENE:
   case LINKAGE__V1__EVENT__BODY_UNIT_RESOLVED:
-  case LINKAGE__V1__EVENT__BODY_RESOLVED: set_state(v, inc, GW_RESOLVED); break;
-  case LINKAGE__V1__EVENT__BODY_CLOSED: set_state(v, inc, GW_CLOSED); break;
+  case LINKAGE__V1__EVENT__BODY_UNIT_DECLINED:
+  case LINKAGE__V1__EVENT__BODY_BACKUP_REQUESTED:
+    answer(inc, ev);
+    choose_lead(inc);
+    break;
   case LINKAGE__V1__EVENT__BODY_MERGED:
     copy(inc->merged_into, sizeof inc->merged_into, ev->merged->into_incident_id);
-    set_state(v, inc, GW_CLOSED);
     break;
   case LINKAGE__V1__EVENT__BODY_SEVERITY_CHANGED:
     inc->severity = ev->severity_changed->to_severity;
     break;
   case LINKAGE__V1__EVENT__BODY_OVERDUE: inc->overdue = 1; break;
-  case LINKAGE__V1__EVENT__BODY_SUPPRESSED: inc->suppressed = 1; break;
-  case LINKAGE__V1__EVENT__BODY_NO_UNIT_AVAILABLE:
-    /* As the router folds it: the tier cannot handle it, so acknowledging is due at once. */
-    if (inc->state != GW_CLOSED && inc->state != GW_RESOLVED) {
-      inc->acknowledged = 0;
-      inc->acknowledge_by_us = ev->at_us;
-    }
+  case LINKAGE__V1__EVENT__BODY_SUPPRESSED:
+    inc->suppressed = 1;
+    if (strncmp(ev->suppressed->by, "plan-", 5) != 0)
+      copy(inc->held_back_by, sizeof inc->held_back_by, ev->suppressed->by);
     break;
+  case LINKAGE__V1__EVENT__BODY_NO_UNIT_AVAILABLE: {
+    /* Only a finding about the tier it is at now (as the router and dispatch fold it). */
+    const Linkage__V1__NoUnitAvailable *nu = ev->no_unit_available;
+    const char *last = strrchr(ev->event_id, '/');
+    const char *name = lk_tier_name(inc->tier);
+    int here = nu->tier ? nu->tier == inc->tier : (last && name && strcmp(last + 1, name) == 0);
+    int bit = role_bit(nu->role);
+    if (here && bit >= 0) inc->no_unit_roles |= 1u << bit;
+    break;
+  }
   default: break;
   }
+  /* What acknowledges at this tier, and the state, are the life cycle's. */
+  const struct lk_lifecycle_row *row = lk_lifecycle_row(ev->type);
+  if (row && row->milestone == LK_MILESTONE_ACKNOWLEDGED && !lk_state_over(inc->state)) {
+    inc->acknowledged = 1;
+    inc->overdue = 0;
+  }
+  fold_state(v, inc, ev->type);
   return slot;
 }

@@ -129,7 +129,11 @@ int ledger_text_array(struct ledger_buf *b, const char *const *strs, size_t n);
 
 /* ---- the schema ---- */
 
+/* The tables and triggers (idempotent statements). */
 extern const char ledger_schema_sql[];
+/* The whole migration: ledger_schema_sql and the `incidents` view written from the life-cycle
+ * table. malloc'd (the caller frees it), NULL when out of memory. */
+char *ledger_schema_build(void);
 
 /* ---- PostgreSQL (blocking; each connection used by one thread at a time) ---- */
 

@@ -74,13 +74,21 @@ static int exec_ok(PGconn *c, const char *sql, const char *what, char *err, size
 
 int ledger_pg_migrate(struct pg_conn *cc, char *err, size_t errlen) {
   PGconn *c = pgc(cc);
-  if (exec_ok(c, "begin", "cannot begin migration", err, errlen)) return LK_EIO;
-  if (exec_ok(c, ledger_schema_sql, "cannot migrate schema", err, errlen) ||
-      exec_ok(c, "commit", "cannot commit migration", err, errlen)) {
-    PQclear(PQexec(c, "rollback"));
-    return LK_EIO;
+  char *sql = ledger_schema_build();
+  if (!sql) {
+    snprintf(err, errlen, "cannot build the schema: out of memory");
+    return LK_ENOMEM;
   }
-  return LK_OK;
+  int rc = LK_OK;
+  if (exec_ok(c, "begin", "cannot begin migration", err, errlen)) {
+    rc = LK_EIO;
+  } else if (exec_ok(c, sql, "cannot migrate schema", err, errlen) ||
+             exec_ok(c, "commit", "cannot commit migration", err, errlen)) {
+    PQclear(PQexec(c, "rollback"));
+    rc = LK_EIO;
+  }
+  free(sql);
+  return rc;
 }
 
 static uint64_t get_be64(const uint8_t *p) {

@@ -1,8 +1,13 @@
 /* The ledger's schema, created or migrated at every start in one transaction
  * under an advisory lock, so it is idempotent and two starting ledgers do not
  * race. Only statements that are safe to repeat belong here. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
 #include "ledger.h"
-#include "linkage/token.h" /* issue 5: the gateway's API tokens */
+#include "linkage/lifecycle.h"
+#include "linkage/token.h" /* the gateway's API tokens */
 #include "linkage/zap.h"
 
 const char ledger_schema_sql[] =
@@ -31,7 +36,7 @@ const char ledger_schema_sql[] =
     "alter table ledger add column if not exists lead boolean;\n"
     "create index if not exists ledger_incident_position on ledger (incident_id, position);\n"
     /* The CURVE key registry (linkage/zap.h): linkagectl writes it, intake and dispatch read it.
-     * issue 5: the HTTP API tokens (linkage/token.h): linkagectl writes, the gateway reads. */
+     * The HTTP API tokens (linkage/token.h): linkagectl writes, the gateway reads. */
     LK_KEYS_TABLE_SQL LK_TOKENS_TABLE_SQL
     "create or replace function ledger_refuse_change() returns trigger\n"
     "language plpgsql as $$\n"
@@ -46,70 +51,136 @@ const char ledger_schema_sql[] =
     "  for each row execute function ledger_refuse_change();\n"
     "create or replace trigger ledger_no_truncate before truncate on ledger\n"
     "  for each statement execute function ledger_refuse_change();\n"
-    /* One row per incident, folded from its events; every subquery walks the
-     * (incident_id, position) index from the newest event backwards (the state, the
-     * latest lead) or from the oldest forwards (the milestones). The state is the latest
-     * state-changing event: unit_declined, backup_requested and no_unit_available leave
-     * it as it was. */
-    "create or replace view incidents as\n"
-    "select r.incident_id,\n"
-    "  coalesce((select case l.type\n"
-    "      when 'reported' then 'reported'\n"
-    "      when 'routed' then 'routed'\n"
-    "      when 'escalated' then 'routed'\n"
-    "      when 'de_escalated' then 'routed'\n"
-    "      when 'acknowledged' then 'acknowledged'\n"
-    "      when 'merged' then 'closed'\n"
-    "      when 'dispatched' then 'dispatched'\n"
-    "      when 'unit_acknowledged' then 'acknowledged'\n"
-    "      when 'unit_on_scene' then 'on_scene'\n"
-    "      when 'unit_resolved' then 'resolved'\n"
-    "      when 'resolved' then 'resolved'\n"
-    "      when 'closed' then 'closed' end\n"
-    "    from ledger l\n"
-    "    where l.incident_id = r.incident_id\n"
-    "      and l.type in ('reported', 'routed', 'escalated', 'de_escalated', 'acknowledged',\n"
-    "                     'merged', 'dispatched', 'unit_acknowledged', 'unit_on_scene',\n"
-    "                     'unit_resolved', 'resolved', 'closed')\n"
-    "    order by l.position desc limit 1), 'reported') as state,\n"
-    "  r.category,\n"
-    "  coalesce((select l.severity from ledger l\n"
-    "    where l.incident_id = r.incident_id and l.type = 'severity_changed'\n"
-    "      and l.severity is not null\n"
-    "    order by l.position desc limit 1), r.severity) as severity,\n"
-    "  (select l.tier from ledger l\n"
-    "    where l.incident_id = r.incident_id and l.type in ('routed', 'escalated', "
-    "'de_escalated')\n"
-    "    order by l.position desc limit 1) as tier,\n"
-    "  r.compound_id,\n"
-    "  r.at as reported_at,\n"
-    "  last.position as last_position,\n"
-    "  last.at as updated_at,\n"
-    /* `create or replace view` only adds columns at the end: new ones go below. */
-    "  ack.at as acknowledged_at,\n"
-    "  arrived.at as on_scene_at,\n"
-    "  res.at as resolved_at,\n"
-    "  closed.at as closed_at,\n"
-    "  ack.at - r.at as time_to_acknowledge,\n"
-    "  arrived.at - r.at as time_to_arrive,\n"
-    "  res.at - r.at as time_to_resolve,\n"
-    "  (select l.unit_id from ledger l\n"
-    "    where l.incident_id = r.incident_id and l.type = 'dispatched' and l.lead\n"
-    "    order by l.position desc limit 1) as lead_unit\n"
-    "from ledger r\n"
-    "cross join lateral (select l.position, l.at from ledger l\n"
-    "  where l.incident_id = r.incident_id order by l.position desc limit 1) last\n"
-    /* The first of each milestone, walking the index forwards. */
-    "left join lateral (select l.at from ledger l\n"
-    "  where l.incident_id = r.incident_id and l.type in ('unit_acknowledged', 'acknowledged')\n"
-    "  order by l.position limit 1) ack on true\n"
-    "left join lateral (select l.at from ledger l\n"
-    "  where l.incident_id = r.incident_id and l.type = 'unit_on_scene'\n"
-    "  order by l.position limit 1) arrived on true\n"
-    "left join lateral (select l.at from ledger l\n"
-    "  where l.incident_id = r.incident_id and l.type = 'resolved'\n"
-    "  order by l.position limit 1) res on true\n"
-    "left join lateral (select l.at from ledger l\n"
-    "  where l.incident_id = r.incident_id and l.type = 'closed'\n"
-    "  order by l.position limit 1) closed on true\n"
-    "where r.type = 'reported';\n";
+    ;
+
+/* The `incidents` view, written from the life-cycle table (linkage/lifecycle.h) so that it
+ * says what the gateway's fold says: the state is the latest state-changing event's, resolved
+ * and closed are final; the milestones are the first event of their types. One row per
+ * incident; every subquery walks the (incident_id, position) index. The lead shown is the
+ * latest lead call whose assignment was not declined ("<incident>/dispatched/<role>/<n>" is
+ * declined by "<incident>/unit_declined/<role>/<n>"); missing_roles are the roles dispatch
+ * found nobody for at the current tier that still have no live call. */
+static void add(char *out, size_t cap, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void add(char *out, size_t cap, size_t *len, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = *len < cap ? vsnprintf(out + *len, cap - *len, fmt, ap) : 0;
+  va_end(ap);
+  if (n > 0) *len += (size_t)n;
+}
+
+/* 'a', 'b' of the types whose row satisfies want(). */
+static void type_list(char *out, size_t cap, size_t *len, int (*want)(const struct lk_lifecycle_row *, int),
+                      int arg) {
+  size_t n;
+  const struct lk_lifecycle_row *rows = lk_lifecycle_rows(&n);
+  int first = 1;
+  for (size_t i = 0; i < n; i++)
+    if (want(&rows[i], arg)) {
+      add(out, cap, len, "%s'%s'", first ? "" : ", ", rows[i].name);
+      first = 0;
+    }
+  if (first) add(out, cap, len, "''"); /* no type: matches nothing */
+}
+
+static int sets_state(const struct lk_lifecycle_row *r, int state) {
+  return r->state == state;
+}
+static int sets_other_state(const struct lk_lifecycle_row *r, int unused) {
+  (void)unused;
+  return r->state != LK_STATE_KEEP && !lk_state_over(r->state);
+}
+static int sets_milestone(const struct lk_lifecycle_row *r, int m) {
+  return r->milestone == m;
+}
+
+static const char *const milestone_columns[LK_MILESTONE_COUNT] = {
+    NULL, "acknowledged_at", "on_scene_at", "resolved_at", "closed_at"};
+
+char *ledger_schema_build(void) {
+  size_t cap = 64 * 1024, len = 0, n;
+  char *out = malloc(cap);
+  if (!out) return NULL;
+  const struct lk_lifecycle_row *rows = lk_lifecycle_rows(&n);
+  add(out, cap, &len, "%s", ledger_schema_sql);
+  add(out, cap, &len,
+      "create or replace view incidents as\n"
+      "select r.incident_id,\n"
+      "  case when fin.closed then 'closed' when fin.resolved then 'resolved'\n"
+      "    else coalesce((select case l.type");
+  for (size_t i = 0; i < n; i++)
+    if (sets_other_state(&rows[i], 0))
+      add(out, cap, &len, " when '%s' then '%s'", rows[i].name, lk_state_name(rows[i].state));
+  add(out, cap, &len,
+      " end\n"
+      "      from ledger l where l.incident_id = r.incident_id and l.type in (");
+  type_list(out, cap, &len, sets_other_state, 0);
+  add(out, cap, &len,
+      ")\n"
+      "      order by l.position desc limit 1), 'reported') end as state,\n"
+      "  r.category,\n"
+      "  coalesce((select l.severity from ledger l\n"
+      "    where l.incident_id = r.incident_id and l.type = 'severity_changed'\n"
+      "      and l.severity is not null\n"
+      "    order by l.position desc limit 1), r.severity) as severity,\n"
+      "  cur.tier,\n"
+      "  r.compound_id,\n"
+      "  r.at as reported_at,\n"
+      "  last.position as last_position,\n"
+      "  last.at as updated_at,\n");
+  /* `create or replace view` only adds columns at the end: new ones go below. */
+  for (int m = 1; m < LK_MILESTONE_COUNT; m++)
+    add(out, cap, &len, "  m%d.at as %s,\n", m, milestone_columns[m]);
+  add(out, cap, &len,
+      "  m%d.at - r.at as time_to_acknowledge,\n"
+      "  m%d.at - r.at as time_to_arrive,\n"
+      "  m%d.at - r.at as time_to_resolve,\n",
+      LK_MILESTONE_ACKNOWLEDGED, LK_MILESTONE_ON_SCENE, LK_MILESTONE_RESOLVED);
+  add(out, cap, &len,
+      "  (select l.unit_id from ledger l\n"
+      "    where l.incident_id = r.incident_id and l.type = 'dispatched' and l.lead\n"
+      "      and not exists (select 1 from ledger x\n"
+      "        where x.event_id = replace(l.event_id, '/dispatched/', '/unit_declined/'))\n"
+      "    order by l.position desc limit 1) as lead_unit,\n"
+      "  case when fin.closed or fin.resolved then '{}'::text[] else array(\n"
+      "    select distinct split_part(n.event_id, '/', 3) from ledger n\n"
+      "    where n.incident_id = r.incident_id and n.type = 'no_unit_available'\n"
+      "      and n.position > cur.position and split_part(n.event_id, '/', 4) = cur.tier\n"
+      "      and not exists (select 1 from ledger d\n"
+      "        where d.incident_id = r.incident_id and d.type = 'dispatched'\n"
+      "          and split_part(d.event_id, '/', 3) = split_part(n.event_id, '/', 3)\n"
+      "          and not exists (select 1 from ledger x\n"
+      "            where x.event_id = replace(d.event_id, '/dispatched/', '/unit_declined/')))\n"
+      "    order by 1) end as missing_roles\n"
+      "from ledger r\n"
+      "cross join lateral (select l.position, l.at from ledger l\n"
+      "  where l.incident_id = r.incident_id order by l.position desc limit 1) last\n"
+      "cross join lateral (select\n"
+      "  exists (select 1 from ledger l where l.incident_id = r.incident_id and l.type in (");
+  type_list(out, cap, &len, sets_state, LK_STATE_CLOSED);
+  add(out, cap, &len,
+      ")) as closed,\n"
+      "  exists (select 1 from ledger l where l.incident_id = r.incident_id and l.type in (");
+  type_list(out, cap, &len, sets_state, LK_STATE_RESOLVED);
+  add(out, cap, &len,
+      ")) as resolved) fin\n"
+      "left join lateral (select l.tier, l.position from ledger l\n"
+      "  where l.incident_id = r.incident_id and l.type in ('routed', 'escalated', "
+      "'de_escalated')\n"
+      "  order by l.position desc limit 1) cur on true\n");
+  /* The first of each milestone, walking the index forwards. */
+  for (int m = 1; m < LK_MILESTONE_COUNT; m++) {
+    add(out, cap, &len,
+        "left join lateral (select l.at from ledger l\n"
+        "  where l.incident_id = r.incident_id and l.type in (");
+    type_list(out, cap, &len, sets_milestone, m);
+    add(out, cap, &len, ")\n  order by l.position limit 1) m%d on true\n", m);
+  }
+  add(out, cap, &len, "where r.type = 'reported';\n");
+  if (len >= cap) {
+    free(out);
+    return NULL;
+  }
+  return out;
+}

@@ -90,7 +90,7 @@ int ctl_registry_main(int argc, char **argv);
  * public key (40 characters that decode). 1 or 0. */
 int ctl_key_id_ok(const char *id);
 int ctl_key_z85_ok(const char *key);
-/* token add|revoke|list: the gateway's HTTP API tokens (ctl_token.c; issue 5). */
+/* token add|revoke|list: the gateway's HTTP API tokens (ctl_token.c). */
 int ctl_token_main(int argc, char **argv);
 /* Makes sock a CURVE client when $LINKAGE_CURVE_CLIENT_KEY_FILE names a keys gen file (the
  * device's or unit's pair) and $LINKAGE_CURVE_SERVER_KEY_FILE a file with the server's

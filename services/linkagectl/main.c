@@ -29,7 +29,7 @@ static const struct ctl_command commands[] = {
     {"subscriber", ctl_registry_main,
      "subscriber add|revoke: register or revoke a city system's CURVE key for the feed"},
     {"keys", ctl_keys_main, "keys gen: make a CURVE key pair"},
-    /* issue 5: the gateway's HTTP API tokens (ctl_token.c) */
+    /* the gateway's HTTP API tokens (ctl_token.c) */
     {"token", ctl_token_main, "token add|revoke|list: API tokens for the gateway's HTTP side"},
 };
 

@@ -22,6 +22,7 @@
 enum router_deadline_kind {
   ROUTER_DEADLINE_ACKNOWLEDGE = 1,
   ROUTER_DEADLINE_RESOLVE = 2,
+  ROUTER_DEADLINE_NO_UNIT = 3, /* dispatch found nobody for a role at this tier: escalate then */
 };
 
 /* Incident flags. */
@@ -37,6 +38,7 @@ enum {
   RI_RES_OVERDUE = 1 << 8,
   RI_SUPPRESSED_LOGGED = 1 << 9, /* the inhibition of this epoch is in the timeline */
   RI_IN_HIGH = 1 << 10,          /* listed in router_state.high (street or district tier once) */
+  RI_NO_UNIT = 1 << 11,          /* a no_unit_available of this tier waits for its escalation */
 };
 
 struct router_reporter {
@@ -64,6 +66,10 @@ struct router_incident {
   int64_t ack_by_us, resolve_by_us;
   int64_t severity_changed_at_us;
   uint32_t ack_handle, resolve_handle; /* in the deadline heap, or LK_HEAP_NONE */
+  uint32_t no_unit_handle;
+  int64_t no_unit_at_us; /* when dispatch found nobody at this tier (RI_NO_UNIT) */
+  uint8_t no_unit_role;  /* the role it found nobody for: index into lk_unit_types, plus 1 */
+  uint8_t no_unit_tried; /* units of that role called at this tier (capped at 255) */
   uint32_t next_in_bucket;             /* next (older) incident of the same compound and kind */
   uint32_t prev_in_bucket;             /* previous (newer) one, or 0 when first */
   /* On a bucket's first (newest) incident only: the bucket's last merge search that may be
@@ -126,6 +132,8 @@ struct router_decision {
   const char *deadline; /* "acknowledge" or "resolve" for overdue and suppressed */
   int64_t due_us;
   Linkage__V1__Severity from_severity, to_severity;
+  char role[32];            /* call_requested: the role to call again */
+  char unit_id[LK_ID_MAX];  /* call_requested: the unit to call, or "" for the best one */
   struct {
     char window_id[LK_ID_MAX];
     char compound_id[LK_ID_MAX];
@@ -224,6 +232,7 @@ struct router_event_storage {
   Linkage__V1__CoordinatorNote note;
   Linkage__V1__PlannedWork planned;
   Linkage__V1__PlannedWorkLifted lifted;
+  Linkage__V1__CallRequested call;
   char actor[LK_ID_MAX + 16];
 };
 void router_event_build(const struct router_decision *d, const char *actor, int64_t now_us,

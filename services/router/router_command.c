@@ -138,6 +138,37 @@ int router_decide_command(const struct router_state *s, const Linkage__V1__Comma
     out->type = LINKAGE__V1__EVENT_TYPE__CLOSED;
     snprintf(out->reason, sizeof out->reason, "%s", cmd->close->reason);
     break;
+  case LINKAGE__V1__COMMAND__BODY_CALL: {
+    const Linkage__V1__CallCommand *cc = cmd->call;
+    const struct lk_unit *u = NULL;
+    const char *role = cc->role;
+    if (!text_ok(cc->reason, 400)) REJECT("reason must be UTF-8 of at most 400 bytes");
+    if (cc->unit_id[0]) {
+      u = lk_district_unit(s->district, cc->unit_id);
+      if (!u) REJECT("unknown unit \"%.64s\"", cc->unit_id);
+      if (role[0] && strcmp(role, u->type) != 0)
+        REJECT("unit %s is a %s, not a %.31s", u->id, u->type, role);
+      role = u->type;
+    }
+    size_t k;
+    for (k = 0; lk_unit_types[k]; k++)
+      if (strcmp(lk_unit_types[k], role) == 0) break;
+    if (!lk_unit_types[k]) REJECT("a call names a unit type (fire_brigade, ...) or a unit");
+    if (u && !lk_unit_coverage(s->district, u, c, inc->building))
+      REJECT("unit %s does not cover %s", u->id, c->id);
+    size_t covering = 0;
+    for (size_t i = 0; !u && i < s->district->unit_count; i++)
+      covering += strcmp(s->district->units[i].type, role) == 0 &&
+                  lk_unit_coverage(s->district, &s->district->units[i], c, inc->building) > 0;
+    if (!u && !covering) REJECT("no %s unit covers %s", role, c->id);
+    if (!(inc->flags & RI_ROUTED)) REJECT("incident %s is not routed yet", inc->id);
+    if (inc->flags & RI_RESOLVED) REJECT("incident %s is resolved", inc->id);
+    out->type = LINKAGE__V1__EVENT_TYPE__CALL_REQUESTED;
+    snprintf(out->role, sizeof out->role, "%s", role);
+    snprintf(out->unit_id, sizeof out->unit_id, "%s", u ? u->id : "");
+    snprintf(out->reason, sizeof out->reason, "%s", cc->reason);
+    break;
+  }
   case LINKAGE__V1__COMMAND__BODY_NOTE:
     if (!cmd->note->text[0] || !text_ok(cmd->note->text, 500))
       REJECT("a note needs 1-500 bytes of UTF-8 text");

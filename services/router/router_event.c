@@ -29,6 +29,10 @@ void router_event_build(const struct router_decision *d, const char *actor, int6
     st->escalated.organisation_id = (char *)d->organisation;
     st->escalated.acknowledge_by_us = d->ack_by_us;
     st->escalated.resolve_by_us = d->resolve_by_us;
+    if (d->type == LINKAGE__V1__EVENT_TYPE__ESCALATED && d->deadline) {
+      st->escalated.deadline = (char *)d->deadline;
+      st->escalated.due_us = d->due_us;
+    }
     if (d->type == LINKAGE__V1__EVENT_TYPE__ESCALATED)
       ev->escalated = &st->escalated;
     else
@@ -91,6 +95,13 @@ void router_event_build(const struct router_decision *d, const char *actor, int6
     st->lifted.window_id = (char *)d->planned.window_id;
     st->lifted.reason = (char *)d->reason;
     ev->planned_work_lifted = &st->lifted;
+    break;
+  case LINKAGE__V1__EVENT_TYPE__CALL_REQUESTED:
+    linkage__v1__call_requested__init(&st->call);
+    st->call.role = (char *)d->role;
+    st->call.unit_id = (char *)d->unit_id;
+    st->call.reason = (char *)d->reason;
+    ev->call_requested = &st->call;
     break;
   default: ev->body_case = LINKAGE__V1__EVENT__BODY__NOT_SET; break;
   }

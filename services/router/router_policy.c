@@ -77,9 +77,12 @@ const struct router_window *router_window_match(const struct router_state *s,
   return NULL;
 }
 
+/* The same place: the same building of the same compound, or within the merge distance. */
 static int near_enough(const struct router_state *s, const struct router_incident *a,
                        const struct router_incident *b) {
-  if (a->building && b->building && strcmp(a->building, b->building) == 0) return 1;
+  if (a->compound == b->compound && a->building && b->building &&
+      strcmp(a->building, b->building) == 0)
+    return 1;
   if (s->policy.merge_distance_m <= 0) return 0;
   if ((a->lat == 0 && a->lon == 0) || (b->lat == 0 && b->lon == 0)) return 0;
   return router_distance_m(a->lat, a->lon, b->lat, b->lon) <= s->policy.merge_distance_m;
@@ -190,28 +193,61 @@ decided:
 }
 
 static int owed_deadline(const struct router_incident *inc, const struct lk_deadline *d) {
+  if (d->kind == ROUTER_DEADLINE_NO_UNIT) return (inc->flags & RI_NO_UNIT) != 0;
   if (d->kind == ROUTER_DEADLINE_ACKNOWLEDGE)
     return !(inc->flags & RI_ACKNOWLEDGED) && inc->ack_by_us > 0;
   return inc->resolve_by_us > 0;
 }
 
+static int64_t due_of(const struct router_incident *inc, const struct lk_deadline *d) {
+  switch (d->kind) {
+  case ROUTER_DEADLINE_ACKNOWLEDGE: return inc->ack_by_us;
+  case ROUTER_DEADLINE_RESOLVE: return inc->resolve_by_us;
+  default: return inc->no_unit_at_us;
+  }
+}
+
+/* The area an organisation answers for holds the compound: its street for a street-tier
+ * incident, the whole district for a district-tier one. */
+static int in_area(const struct router_state *s, const struct router_incident *o,
+                   const struct lk_compound *c) {
+  if (o->tier >= LINKAGE__V1__TIER__DISTRICT) return 1;
+  const struct lk_compound *oc = &s->district->compounds[o->compound];
+  const struct lk_org *a = lk_district_community(s->district, c->community_id);
+  const struct lk_org *b = lk_district_community(s->district, oc->community_id);
+  return a && b && strcmp(a->parent_id, b->parent_id) == 0;
+}
+
 uint32_t router_inhibitor(const struct router_state *s, uint32_t slot) {
   const struct router_incident *inc = &s->incidents[slot];
   const struct lk_compound *c = &s->district->compounds[inc->compound];
-  const struct lk_org *community = lk_district_community(s->district, c->community_id);
+  /* A report without a kind says too little to be the same event as anything. */
+  if (!inc->kind[0]) return 0;
   for (uint32_t k = 0; k < s->high_count; k++) {
     uint32_t i = s->high[k];
     const struct router_incident *o = &s->incidents[i];
     if (i == slot || !router_incident_open(o) || !(o->flags & RI_ROUTED)) continue;
     if (o->tier < LINKAGE__V1__TIER__STREET || o->tier <= inc->tier) continue;
-    if (strcmp(o->kind, inc->kind) != 0) continue;
-    if (o->tier == LINKAGE__V1__TIER__DISTRICT) return i;
-    /* Street tier: its area is its street. */
-    const struct lk_compound *oc = &s->district->compounds[o->compound];
-    const struct lk_org *ocomm = lk_district_community(s->district, oc->community_id);
-    if (community && ocomm && strcmp(community->parent_id, ocomm->parent_id) == 0) return i;
+    if (o->category != inc->category || strcmp(o->kind, inc->kind) != 0) continue;
+    /* The same event: the same place (building, or within the merge distance), or anywhere in
+     * the higher organisation's area when the plan calls the hazard an area hazard. */
+    if (near_enough(s, o, inc)) return i;
+    const struct lk_plan *p = plan_of(s, o);
+    if (p && p->area_hazard && in_area(s, o, c)) return i;
   }
   return 0;
+}
+
+/* Why nobody took a role: the no_unit_available folded into the incident. */
+static void no_unit_reason(const struct router_state *s, const struct router_incident *inc,
+                           char *out, size_t len) {
+  const char *role = inc->no_unit_role ? lk_unit_types[inc->no_unit_role - 1] : "needed";
+  if (inc->no_unit_tried)
+    snprintf(out, len, "no %s unit answered at %s tier (%u called)", role,
+             lk_tier_name(inc->tier), (unsigned)inc->no_unit_tried);
+  else
+    snprintf(out, len, "no %s unit on duty for %s at %s tier", role,
+             s->district->compounds[inc->compound].id, lk_tier_name(inc->tier));
 }
 
 int router_decide_deadline(const struct router_state *s, const struct lk_deadline *d,
@@ -220,8 +256,11 @@ int router_decide_deadline(const struct router_state *s, const struct lk_deadlin
   if (d->owner == 0 || d->owner >= s->count) return 0;
   const struct router_incident *inc = &s->incidents[d->owner];
   if (!router_incident_open(inc) || (inc->flags & RI_PLANNED) || !owed_deadline(inc, d)) return 0;
-  int64_t due = d->kind == ROUTER_DEADLINE_ACKNOWLEDGE ? inc->ack_by_us : inc->resolve_by_us;
-  const char *which = d->kind == ROUTER_DEADLINE_ACKNOWLEDGE ? "acknowledge" : "resolve";
+  int64_t due = due_of(inc, d);
+  int no_unit = d->kind == ROUTER_DEADLINE_NO_UNIT;
+  const char *which = d->kind == ROUTER_DEADLINE_ACKNOWLEDGE ? "acknowledge"
+                      : d->kind == ROUTER_DEADLINE_RESOLVE   ? "resolve"
+                                                             : NULL;
   if (due > now_us) {
     /* Not yet (a stale heap entry, or a recheck ahead of time): look again at the real deadline. */
     memset(out, 0, sizeof *out);
@@ -235,6 +274,9 @@ int router_decide_deadline(const struct router_state *s, const struct lk_deadlin
   }
 
   if (inc->tier >= LINKAGE__V1__TIER__DISTRICT) {
+    /* Nobody above the district: a missing role is shown as missing by every reader, and only a
+     * deadline that passed raises the alarm. */
+    if (no_unit) return 0;
     uint32_t done = d->kind == ROUTER_DEADLINE_ACKNOWLEDGE ? RI_ACK_OVERDUE : RI_RES_OVERDUE;
     if (inc->flags & done) return 0;
     begin(out, inc, d->owner, LINKAGE__V1__EVENT_TYPE__OVERDUE);
@@ -248,23 +290,26 @@ int router_decide_deadline(const struct router_state *s, const struct lk_deadlin
   uint32_t inhibitor = router_inhibitor(s, d->owner);
   if (inhibitor) {
     /* Held back while the higher incident is open; look again after another period. */
-    int64_t period = d->kind == ROUTER_DEADLINE_ACKNOWLEDGE
-                         ? inc->ack_by_us - inc->reported_at_us
-                         : inc->resolve_by_us - inc->reported_at_us;
+    int64_t period = d->kind == ROUTER_DEADLINE_RESOLVE ? inc->resolve_by_us - inc->reported_at_us
+                                                        : inc->ack_by_us - inc->reported_at_us;
     if (period < s->policy.retry_us) period = s->policy.retry_us;
     if (inc->flags & RI_SUPPRESSED_LOGGED) {
       memset(out, 0, sizeof *out);
       out->recheck_us = now_us + period;
       return 0;
     }
+    const struct router_incident *o = &s->incidents[inhibitor];
     begin(out, inc, d->owner, LINKAGE__V1__EVENT_TYPE__SUPPRESSED);
-    lk_event_id(out->event_id, sizeof out->event_id, inc->id, out->type, which, inc->epoch);
-    out->deadline = which;
+    lk_event_id(out->event_id, sizeof out->event_id, inc->id, out->type,
+                which ? which : "no_unit", inc->epoch);
+    out->deadline = which ? which : "";
     out->due_us = due;
-    snprintf(out->by, sizeof out->by, "%s", s->incidents[inhibitor].id);
+    snprintf(out->by, sizeof out->by, "%s", o->id);
+    const struct lk_plan *p = plan_of(s, o);
     snprintf(out->reason, sizeof out->reason,
-             "escalation held back: %s is open at %s tier for the same kind", out->by,
-             lk_tier_name(s->incidents[inhibitor].tier));
+             "escalation held back: %s, the same %s %s, is open at %s tier", out->by,
+             o->kind, p && p->area_hazard && !near_enough(s, o, inc) ? "in its area" : "nearby",
+             lk_tier_name(o->tier));
     out->recheck_us = now_us + period;
     return 1;
   }
@@ -277,10 +322,16 @@ int router_decide_deadline(const struct router_state *s, const struct lk_deadlin
   out->to_tier = (Linkage__V1__Tier)(inc->tier + 1);
   snprintf(out->organisation, sizeof out->organisation, "%s",
            router_organisation(s->district, c, out->to_tier));
-  snprintf(out->reason, sizeof out->reason, "%s deadline missed at %s tier", which,
-           lk_tier_name(inc->tier));
-  out->deadline = which;
-  out->due_us = due;
+  if (no_unit) {
+    no_unit_reason(s, inc, out->reason, sizeof out->reason);
+  } else {
+    snprintf(out->reason, sizeof out->reason, "%s deadline missed at %s tier", which,
+             lk_tier_name(inc->tier));
+    out->deadline = which;
+    out->due_us = due;
+  }
+  /* From the missed deadline (a router that was down decides as if it had not been), or from
+   * the moment dispatch found nobody: never from a deadline that has not passed. */
   set_deadlines(s, inc, out->to_tier, due, out);
   return 1;
 }

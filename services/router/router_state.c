@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "linkage/error.h"
+#include "linkage/lifecycle.h"
 #include "router.h"
 
 int router_state_init(struct router_state *s, const struct lk_district *d,
@@ -95,10 +96,25 @@ static int add_reporter(struct router_incident *inc, struct router_reporter r) {
   return LK_OK;
 }
 
+static void drop_no_unit(struct router_state *s, struct router_incident *inc) {
+  lk_heap_remove(&s->deadlines, inc->no_unit_handle);
+  inc->no_unit_handle = LK_HEAP_NONE;
+  inc->flags &= ~(uint32_t)RI_NO_UNIT;
+}
+
 static void drop_deadlines(struct router_state *s, struct router_incident *inc) {
   lk_heap_remove(&s->deadlines, inc->ack_handle);
   lk_heap_remove(&s->deadlines, inc->resolve_handle);
   inc->ack_handle = inc->resolve_handle = LK_HEAP_NONE;
+  drop_no_unit(s, inc);
+}
+
+static uint32_t *handle_of(struct router_incident *inc, uint32_t kind) {
+  switch (kind) {
+  case ROUTER_DEADLINE_ACKNOWLEDGE: return &inc->ack_handle;
+  case ROUTER_DEADLINE_RESOLVE: return &inc->resolve_handle;
+  default: return &inc->no_unit_handle;
+  }
 }
 
 /* Arms the deadlines of the incident's current tier, unless planned work holds them back. */
@@ -122,7 +138,7 @@ void router_state_rearm(struct router_state *s, uint32_t slot, enum router_deadl
                         int64_t at_us) {
   if (slot == 0 || slot >= s->count) return;
   struct router_incident *inc = &s->incidents[slot];
-  uint32_t *handle = kind == ROUTER_DEADLINE_ACKNOWLEDGE ? &inc->ack_handle : &inc->resolve_handle;
+  uint32_t *handle = handle_of(inc, kind);
   lk_heap_remove(&s->deadlines, *handle);
   *handle = lk_heap_push(
       &s->deadlines, (struct lk_deadline){.at_us = at_us, .owner = slot, .kind = (uint32_t)kind});
@@ -130,11 +146,7 @@ void router_state_rearm(struct router_state *s, uint32_t slot, enum router_deadl
 
 void router_state_fired(struct router_state *s, const struct lk_deadline *d) {
   if (d->owner == 0 || d->owner >= s->count) return;
-  struct router_incident *inc = &s->incidents[d->owner];
-  if (d->kind == ROUTER_DEADLINE_ACKNOWLEDGE)
-    inc->ack_handle = LK_HEAP_NONE;
-  else
-    inc->resolve_handle = LK_HEAP_NONE;
+  *handle_of(&s->incidents[d->owner], d->kind) = LK_HEAP_NONE;
 }
 
 static uint32_t add_incident(struct router_state *s, const Linkage__V1__Event *ev) {
@@ -169,7 +181,7 @@ static uint32_t add_incident(struct router_state *s, const Linkage__V1__Event *e
   inc->lon = loc->lon;
   inc->reported_at_us = ev->at_us;
   inc->reported_position = s->position;
-  inc->ack_handle = inc->resolve_handle = LK_HEAP_NONE;
+  inc->ack_handle = inc->resolve_handle = inc->no_unit_handle = LK_HEAP_NONE;
   if (add_reporter(inc, (struct router_reporter){hash_device(r->device_id), ev->at_us}) != LK_OK)
     goto fail;
   if (lk_map_put(&s->by_id, inc->id, slot) != LK_OK) goto fail;
@@ -293,11 +305,46 @@ static void retier(struct router_state *s, uint32_t slot, Linkage__V1__Tier tier
   inc->ack_by_us = ack_by;
   inc->resolve_by_us = resolve_by;
   inc->epoch++;
-  /* A new organisation has it now: it must acknowledge afresh. */
+  /* A new organisation has it now: it must acknowledge afresh, and a role nobody filled at the
+   * tier before is called again here. */
   inc->flags &= ~(uint32_t)(RI_ACKNOWLEDGED | RI_ACK_OVERDUE | RI_RES_OVERDUE |
                             RI_SUPPRESSED_LOGGED | RI_INFLIGHT);
+  drop_no_unit(s, inc);
   arm_deadlines(s, slot);
   note_high_tier(s, slot);
+}
+
+/* The tier a no_unit_available was written for: its tier field, or for events written before
+ * that field the last part of its id ("<incident>/no_unit_available/<role>/<tier>"). */
+static Linkage__V1__Tier no_unit_tier(const Linkage__V1__Event *ev) {
+  if (ev->no_unit_available->tier) return ev->no_unit_available->tier;
+  const char *last = strrchr(ev->event_id, '/');
+  for (int t = LINKAGE__V1__TIER__COMPOUND; last && t <= LINKAGE__V1__TIER__DISTRICT; t++)
+    if (strcmp(last + 1, lk_tier_name((Linkage__V1__Tier)t)) == 0) return (Linkage__V1__Tier)t;
+  return LINKAGE__V1__TIER__TIER_UNSPECIFIED;
+}
+
+/* Dispatch found nobody for a role at a tier. Only a finding about the tier the incident is at
+ * now counts (one written for the tier before, committed after the escalation, says nothing
+ * about this one); the first at a tier waits in the heap for its escalation, at the event's own
+ * time so that a restarted router folds the same deadline. */
+static void note_no_unit(struct router_state *s, uint32_t slot, const Linkage__V1__Event *ev) {
+  struct router_incident *inc = &s->incidents[slot];
+  if (!router_incident_open(inc) || no_unit_tier(ev) != inc->tier || (inc->flags & RI_NO_UNIT))
+    return;
+  uint8_t role = 0;
+  for (size_t i = 0; lk_unit_types[i] && i < 254; i++)
+    if (strcmp(lk_unit_types[i], ev->no_unit_available->role) == 0) role = (uint8_t)(i + 1);
+  inc->flags |= RI_NO_UNIT;
+  inc->no_unit_at_us = ev->at_us;
+  inc->no_unit_role = role;
+  inc->no_unit_tried =
+      (uint8_t)(ev->no_unit_available->tried > 255 ? 255 : ev->no_unit_available->tried);
+  lk_heap_remove(&s->deadlines, inc->no_unit_handle);
+  inc->no_unit_handle = lk_heap_push(&s->deadlines, (struct lk_deadline){.at_us = ev->at_us,
+                                                                         .owner = slot,
+                                                                         .kind =
+                                                                             ROUTER_DEADLINE_NO_UNIT});
 }
 
 uint32_t router_state_apply(struct router_state *s, uint64_t position,
@@ -338,31 +385,8 @@ uint32_t router_state_apply(struct router_state *s, uint64_t position,
     retier(s, slot, ev->de_escalated->to_tier, ev->de_escalated->acknowledge_by_us,
            ev->de_escalated->resolve_by_us);
     break;
-  case LINKAGE__V1__EVENT__BODY_ACKNOWLEDGED:
-  case LINKAGE__V1__EVENT__BODY_UNIT_ACKNOWLEDGED:
-    inc->flags |= RI_ACKNOWLEDGED;
-    lk_heap_remove(&s->deadlines, inc->ack_handle);
-    inc->ack_handle = LK_HEAP_NONE;
-    break;
-  case LINKAGE__V1__EVENT__BODY_RESOLVED:
-    inc->flags |= RI_RESOLVED;
-    if (!inc->ended_position) inc->ended_position = position;
-    drop_deadlines(s, inc);
-    break;
-  case LINKAGE__V1__EVENT__BODY_CLOSED:
-    inc->flags |= RI_CLOSED;
-    if (!inc->ended_position) inc->ended_position = position;
-    drop_deadlines(s, inc);
-    break;
   case LINKAGE__V1__EVENT__BODY_NO_UNIT_AVAILABLE:
-    /* Dispatch found nobody for a role at this tier: the tier cannot handle it, whoever has
-     * acknowledged, so the acknowledge deadline is due at once (at the event's time, so a
-     * restarted router folds the same deadline) and the next tier must acknowledge. */
-    if (router_incident_open(inc)) {
-      inc->flags &= ~(uint32_t)RI_ACKNOWLEDGED;
-      inc->ack_by_us = ev->at_us;
-      arm_deadlines(s, slot);
-    }
+    note_no_unit(s, slot, ev);
     break;
   case LINKAGE__V1__EVENT__BODY_MERGED: {
     if (!(inc->flags & RI_MERGED)) leave_bucket(s, slot);
@@ -393,6 +417,19 @@ uint32_t router_state_apply(struct router_state *s, uint64_t position,
     inc->flags &= ~(uint32_t)RI_INFLIGHT;
     break;
   default: break;
+  }
+  /* What acknowledges an incident at its tier and what ends it are the life cycle's
+   * (linkage/lifecycle.h), as for every other reader. */
+  const struct lk_lifecycle_row *row = lk_lifecycle_row(ev->type);
+  if (row && row->milestone == LK_MILESTONE_ACKNOWLEDGED) {
+    inc->flags |= RI_ACKNOWLEDGED;
+    lk_heap_remove(&s->deadlines, inc->ack_handle);
+    inc->ack_handle = LK_HEAP_NONE;
+  }
+  if (row && lk_state_over(row->state) && ev->body_case != LINKAGE__V1__EVENT__BODY_MERGED) {
+    inc->flags |= row->state == LK_STATE_CLOSED ? RI_CLOSED : RI_RESOLVED;
+    if (!inc->ended_position) inc->ended_position = position;
+    drop_deadlines(s, inc);
   }
   return slot;
 }

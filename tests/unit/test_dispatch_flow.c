@@ -250,17 +250,17 @@ LK_TEST(gas_leak_in_zhouji_asia_bay_from_dispatch_to_verification) {
   LK_CHECK_EQ_INT(decide_commit(&f, inc, T0 + 40 * MIN, out, DISPATCH_MAX_ROLES), 0);
   ok_answer(&f, "committee-zhouji-asia-bay", "inc-gas/special_committee/1", RESOLVED,
             T0 + 50 * MIN);
-  ok_answer(&f, "property-zhouji-asia-bay", "inc-gas/property_company/1", RESOLVED, T0 + 55 * MIN);
-  LK_CHECK_EQ_INT(decide_commit(&f, inc, T0 + 55 * MIN, out, DISPATCH_MAX_ROLES), 0);
 
-  /* A grid worker cannot verify before the incident is resolved. */
+  /* A grid worker cannot verify before the incident is resolved, and is told whom it waits for. */
   char err[256];
   LK_CHECK(answer(&f, "grid-workers-zhouji-asia-bay", "inc-gas/grid_worker/1", VERIFIED,
-                  T0 + 56 * MIN, err, sizeof err) == LK_EINVAL);
-  LK_CHECK_CONTAINS(err, "not resolved yet");
+                  T0 + 51 * MIN, err, sizeof err) == LK_EINVAL);
+  LK_CHECK_CONTAINS(err, "not resolved yet: waiting for property-zhouji-asia-bay");
 
-  ok_answer(&f, "grid-workers-zhouji-asia-bay", "inc-gas/grid_worker/1", RESOLVED, T0 + 60 * MIN);
-  n = decide_commit(&f, inc, T0 + 60 * MIN, out, DISPATCH_MAX_ROLES);
+  /* The last part done: resolved, although the grid worker's own assignment is open (checking
+   * the result is its part). */
+  ok_answer(&f, "property-zhouji-asia-bay", "inc-gas/property_company/1", RESOLVED, T0 + 55 * MIN);
+  n = decide_commit(&f, inc, T0 + 55 * MIN, out, DISPATCH_MAX_ROLES);
   LK_CHECK_EQ_INT(n, 1);
   if (n == 1) {
     LK_CHECK_EQ_INT(out[0].type, LINKAGE__V1__EVENT_TYPE__RESOLVED);
@@ -385,11 +385,31 @@ LK_TEST(unanswered_assignment_expires_then_nobody_is_left_then_escalation_tries_
   const struct dispatch_decision *nu = find_role(out, n, "fire_brigade");
   const struct dispatch_decision *so = find_role(out, n, "street_emergency_office");
   if (LK_CHECK(nu && so)) {
-    LK_CHECK_STR(nu->event_id, "inc-x/no_unit_available/fire_brigade/street");
+    /* A new tier is a new call-out: the brigade that did not answer is called again. */
+    LK_CHECK_EQ_INT(nu->type, LINKAGE__V1__EVENT_TYPE__DISPATCHED);
+    LK_CHECK_STR(nu->unit_id, "fire-wenjiang");
+    LK_CHECK_STR(nu->assignment_id, "inc-x/fire_brigade/2");
+    LK_CHECK_STR(nu->replaces, "inc-x/fire_brigade/1");
+    LK_CHECK_EQ_INT(nu->tier, LINKAGE__V1__TIER__STREET);
+    LK_CHECK(nu->lead);
     LK_CHECK_EQ_INT(so->type, LINKAGE__V1__EVENT_TYPE__DISPATCHED);
     LK_CHECK_STR(so->unit_id, "emergency-yongquan");
     LK_CHECK_EQ_INT(so->tier, LINKAGE__V1__TIER__STREET);
-    LK_CHECK(!so->lead); /* the brigade leads this plan; none is left, so nobody else does */
+    LK_CHECK(!so->lead);
+  }
+  /* Silent again: nobody left at this tier, said with the tier and the count. */
+  struct dispatch_assignment *a2 = dispatch_assignment_get(&f.s, "inc-x/fire_brigade/2");
+  if (LK_CHECK(a2 != NULL)) {
+    LK_CHECK(dispatch_decide_expiry(&f.s, (uint32_t)(a2 - f.s.assignments), a2->acknowledge_by_us,
+                                    &d));
+    commit(&f, &d, "svc:dispatch", a2->acknowledge_by_us);
+    n = decide_commit(&f, inc, a2->acknowledge_by_us, out, DISPATCH_MAX_ROLES);
+    LK_CHECK_EQ_INT(n, 1);
+    if (n == 1) {
+      LK_CHECK_STR(out[0].event_id, "inc-x/no_unit_available/fire_brigade/street");
+      LK_CHECK_EQ_INT(out[0].tier, LINKAGE__V1__TIER__STREET);
+      LK_CHECK_EQ_INT(out[0].tried, 1);
+    }
   }
   fx_close(&f);
 }
@@ -439,17 +459,25 @@ LK_TEST(decline_expiry_and_backup_call_the_next_unit_with_n_plus_one) {
   if (n == 1) {
     LK_CHECK_EQ_INT(out[0].type, LINKAGE__V1__EVENT_TYPE__NO_UNIT_AVAILABLE);
     LK_CHECK_STR(out[0].event_id, "inc-h/no_unit_available/grid_worker/compound");
-    LK_CHECK_CONTAINS(out[0].reason, "3 already called");
+    LK_CHECK_CONTAINS(out[0].reason, "3 called at this tier");
   }
-  /* At night the night shift would have been next (after escalation, the role is tried anew). */
+  /* After escalation the role is a new call-out: every unit of it may be called again, the
+   * ones that declined below included (at 23:00 the night shift is on too; gw-a is first by id
+   * among the equally idle). */
   escalate(&f, inc, LINKAGE__V1__TIER__COMPOUND, LINKAGE__V1__TIER__COMMUNITY, T0 + 64 * MIN);
   n = decide_commit(&f, inc, T0 + 7 * 60 * MIN, out, DISPATCH_MAX_ROLES); /* 23:00 local */
   LK_CHECK_EQ_INT(n, 1);
   if (n == 1) {
-    LK_CHECK_STR(out[0].unit_id, "gw-night");
+    LK_CHECK_STR(out[0].unit_id, "gw-a");
     LK_CHECK_STR(out[0].assignment_id, "inc-h/grid_worker/4");
     LK_CHECK_STR(out[0].replaces, "inc-h/grid_worker/3");
+    LK_CHECK_EQ_INT(out[0].tier, LINKAGE__V1__TIER__COMMUNITY);
   }
+  /* Declined at this tier too: the night shift next, then nobody. */
+  ok_answer(&f, "gw-a", "inc-h/grid_worker/4", DECLINED, T0 + 7 * 60 * MIN);
+  n = decide_commit(&f, inc, T0 + 7 * 60 * MIN, out, DISPATCH_MAX_ROLES);
+  LK_CHECK_EQ_INT(n, 1);
+  if (n == 1) LK_CHECK_STR(out[0].unit_id, "gw-b");
 
   /* Backup: one more unit of the role, replacing nobody. */
   const char *inc2 = "inc-b";
@@ -515,13 +543,11 @@ LK_TEST(resolution_barrier_waits_for_every_part_but_not_for_declined_ones) {
   ok_answer(&f, "gw-a", "inc-p/grid_worker/1", DECLINED, T0 + MIN);
   LK_CHECK_EQ_INT(decide_commit(&f, inc, T0 + MIN, out, DISPATCH_MAX_ROLES), 1);
   LK_CHECK_STR(out[0].unit_id, "gw-b");
-  /* The lead resolves, gw-b is still at work: nothing. */
-  ok_answer(&f, "health-qingquan", "inc-p/health_centre/1", RESOLVED, T0 + 30 * MIN);
-  LK_CHECK_EQ_INT(decide_commit(&f, inc, T0 + 30 * MIN, out, DISPATCH_MAX_ROLES), 0);
-  ok_answer(&f, "gw-b", "inc-p/grid_worker/2", ON_SCENE, T0 + 31 * MIN);
-  LK_CHECK_EQ_INT(decide_commit(&f, inc, T0 + 31 * MIN, out, DISPATCH_MAX_ROLES), 0);
-  /* gw-b resolves: every part done (gw-a's declined one does not count) -> resolved. */
-  ok_answer(&f, "gw-b", "inc-p/grid_worker/2", RESOLVED, T0 + 40 * MIN);
+  ok_answer(&f, "gw-b", "inc-p/grid_worker/2", ON_SCENE, T0 + 20 * MIN);
+  LK_CHECK_EQ_INT(decide_commit(&f, inc, T0 + 20 * MIN, out, DISPATCH_MAX_ROLES), 0);
+  /* The lead resolves: every part done (gw-a's declined one does not count; gw-b's, a grid
+   * worker's, is the check that follows) -> resolved. */
+  ok_answer(&f, "health-qingquan", "inc-p/health_centre/1", RESOLVED, T0 + 40 * MIN);
   size_t k = decide_commit(&f, inc, T0 + 40 * MIN, out, DISPATCH_MAX_ROLES);
   LK_CHECK_EQ_INT(k, 1);
   if (k == 1) {

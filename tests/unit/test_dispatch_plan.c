@@ -238,7 +238,7 @@ LK_TEST(every_plan_in_every_mode_and_tier_finds_its_units) {
                     n[i].role);
           } else {
             LK_CHECK_STR(u->type, n[i].role);
-            LK_CHECK(dispatch_coverage(d, u, c, c->buildings[0].id) > 0);
+            LK_CHECK(lk_unit_coverage(d, u, c, c->buildings[0].id) > 0);
           }
         }
         LK_CHECK_EQ_INT(leads, 1);
@@ -257,20 +257,20 @@ LK_TEST(coverage_is_most_specific_first) {
   const struct lk_compound *zab = lk_district_compound(d, "zhouji-asia-bay");
   const struct lk_compound *lij = lk_district_compound(d, "lijinggang");
   LK_CHECK_EQ_INT(
-      dispatch_coverage(d, lk_district_unit(d, "grid-workers-zhouji-asia-bay"), zab, "3"), 5);
+      lk_unit_coverage(d, lk_district_unit(d, "grid-workers-zhouji-asia-bay"), zab, "3"), 5);
   LK_CHECK_EQ_INT(
-      dispatch_coverage(d, lk_district_unit(d, "grid-workers-zhouji-asia-bay"), zab, NULL), 4);
-  LK_CHECK_EQ_INT(dispatch_coverage(d, lk_district_unit(d, "property-zhouji-asia-bay"), zab, "3"),
+      lk_unit_coverage(d, lk_district_unit(d, "grid-workers-zhouji-asia-bay"), zab, NULL), 4);
+  LK_CHECK_EQ_INT(lk_unit_coverage(d, lk_district_unit(d, "property-zhouji-asia-bay"), zab, "3"),
                   4);
-  LK_CHECK_EQ_INT(dispatch_coverage(d, lk_district_unit(d, "duty-jiangpu-road"), zab, "3"), 3);
-  LK_CHECK_EQ_INT(dispatch_coverage(d, lk_district_unit(d, "police-yongquan"), zab, "3"), 2);
-  LK_CHECK_EQ_INT(dispatch_coverage(d, lk_district_unit(d, "fire-wenjiang"), zab, "3"), 1);
-  LK_CHECK_EQ_INT(dispatch_coverage(d, lk_district_unit(d, "property-zhouji-yinhai-bay"), zab, "3"),
+  LK_CHECK_EQ_INT(lk_unit_coverage(d, lk_district_unit(d, "duty-jiangpu-road"), zab, "3"), 3);
+  LK_CHECK_EQ_INT(lk_unit_coverage(d, lk_district_unit(d, "police-yongquan"), zab, "3"), 2);
+  LK_CHECK_EQ_INT(lk_unit_coverage(d, lk_district_unit(d, "fire-wenjiang"), zab, "3"), 1);
+  LK_CHECK_EQ_INT(lk_unit_coverage(d, lk_district_unit(d, "property-zhouji-yinhai-bay"), zab, "3"),
                   0);
-  LK_CHECK_EQ_INT(dispatch_coverage(d, lk_district_unit(d, "grid-workers-lijinggang"), zab, "3"),
+  LK_CHECK_EQ_INT(lk_unit_coverage(d, lk_district_unit(d, "grid-workers-lijinggang"), zab, "3"),
                   0);
   /* An established community's id is its compound's too: the compound level wins. */
-  LK_CHECK_EQ_INT(dispatch_coverage(d, lk_district_unit(d, "duty-lijinggang"), lij, "1"), 4);
+  LK_CHECK_EQ_INT(lk_unit_coverage(d, lk_district_unit(d, "duty-lijinggang"), lij, "1"), 4);
   /* The community health station beats the street's centre while it is open. */
   const struct lk_compound *sq = lk_district_compound(d, "spring-square");
   struct dispatch_unit_status st[64] = {{0}};

@@ -143,7 +143,7 @@ LK_TEST(view_follows_an_incident_through_its_life) {
   const struct gw_incident *inc = gw_view_get(&v, id);
   LK_CHECK(inc != NULL);
   if (!inc) return;
-  LK_CHECK_EQ_INT(inc->state, GW_REPORTED);
+  LK_CHECK_EQ_INT(inc->state, LK_STATE_REPORTED);
   LK_CHECK_STR(inc->community_id, "jiangpu-road");
   LK_CHECK_STR(inc->street_id, "yongquan");
   LK_CHECK_EQ_INT(v.open, 1);
@@ -152,7 +152,7 @@ LK_TEST(view_follows_an_incident_through_its_life) {
 
   ev = routed(id, LINKAGE__V1__TIER__COMMUNITY, 7000000, 70000000);
   LK_CHECK_EQ_INT(gw_view_apply(&v, 2, &ev), slot);
-  LK_CHECK_EQ_INT(inc->state, GW_ROUTED);
+  LK_CHECK_EQ_INT(inc->state, LK_STATE_ROUTED);
   LK_CHECK_STR(gw_incident_deadline(inc, &at), "acknowledge");
   LK_CHECK_EQ_INT(at, 7000000);
 
@@ -165,13 +165,13 @@ LK_TEST(view_follows_an_incident_through_its_life) {
 
   ev = acknowledged(id);
   gw_view_apply(&v, 4, &ev);
-  LK_CHECK_EQ_INT(inc->state, GW_ACKNOWLEDGED);
+  LK_CHECK_EQ_INT(inc->state, LK_STATE_ACKNOWLEDGED);
   LK_CHECK_STR(gw_incident_deadline(inc, &at), "resolve");
   LK_CHECK_EQ_INT(at, 99000000);
 
   ev = dispatched(id, "pm-asia-bay", 1);
   gw_view_apply(&v, 5, &ev);
-  LK_CHECK_EQ_INT(inc->state, GW_DISPATCHED);
+  LK_CHECK_EQ_INT(inc->state, LK_STATE_DISPATCHED);
   LK_CHECK_STR(inc->lead_unit, "pm-asia-bay");
   LK_CHECK_EQ_INT(inc->units_assigned, 1);
 
@@ -181,7 +181,7 @@ LK_TEST(view_follows_an_incident_through_its_life) {
 
   ev = closed(id);
   gw_view_apply(&v, 6, &ev);
-  LK_CHECK_EQ_INT(inc->state, GW_CLOSED);
+  LK_CHECK_EQ_INT(inc->state, LK_STATE_CLOSED);
   LK_CHECK_EQ_INT(v.open, 0);
   LK_CHECK(gw_incident_deadline(inc, &at) == NULL);
   LK_CHECK_EQ_INT(inc->step_count, 6);
@@ -364,7 +364,7 @@ LK_TEST(a_full_timeline_still_keeps_every_cap_step) {
   gw_view_apply(&v, pos, &ev);
   const struct gw_incident *inc = gw_view_get(&v, id);
   LK_CHECK_EQ_INT(inc->step_count, GW_MAX_STEPS);
-  LK_CHECK_EQ_INT(inc->state, GW_CLOSED);
+  LK_CHECK_EQ_INT(inc->state, LK_STATE_CLOSED);
   LK_CHECK_EQ_INT(inc->steps[GW_MAX_STEPS - 1].type, LINKAGE__V1__EVENT_TYPE__CLOSED);
   LK_CHECK_EQ_INT(inc->steps[GW_MAX_STEPS - 1].position, pos);
   LK_CHECK_EQ_INT(inc->steps[0].type, LINKAGE__V1__EVENT_TYPE__REPORTED);

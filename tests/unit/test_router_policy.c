@@ -284,10 +284,10 @@ LK_TEST(a_street_incident_inhibits_lower_ones_of_its_kind) {
   struct router_state s;
   struct router_decision d;
   init(&s);
+  plans[0].category = LINKAGE__V1__CATEGORY__NATURAL_DISASTER; /* reuse the all-tier plan */
   uint32_t high =
       report(&s, 1, "inc-high", "d1", "lijinggang", "1", LINKAGE__V1__CATEGORY__NATURAL_DISASTER,
              "flooding", LINKAGE__V1__SEVERITY__SEVERITY_II, T0);
-  plans[0].category = LINKAGE__V1__CATEGORY__NATURAL_DISASTER; /* reuse the all-tier plan */
   LK_CHECK(router_decide_new(&s, high, T0, &d));
   LK_CHECK_EQ_INT(d.to_tier, LINKAGE__V1__TIER__STREET);
   commit(&s, 2, &d, T0);
@@ -296,12 +296,17 @@ LK_TEST(a_street_incident_inhibits_lower_ones_of_its_kind) {
                         LINKAGE__V1__SEVERITY__SEVERITY_IV, T0);
   LK_CHECK(router_decide_new(&s, low, T0, &d));
   commit(&s, 4, &d, T0);
+  /* Another compound, and the plan does not call flooding an area hazard: another event. */
+  LK_CHECK_EQ_INT(router_inhibitor(&s, low), 0);
+  /* An area hazard: the street's flood response covers every compound of the street. */
+  plans[0].area_hazard = 1;
   LK_CHECK_EQ_INT(router_inhibitor(&s, low), high);
   struct lk_deadline dl = {
       .at_us = s.incidents[low].ack_by_us, .owner = low, .kind = ROUTER_DEADLINE_ACKNOWLEDGE};
   LK_CHECK(router_decide_deadline(&s, &dl, dl.at_us, &d));
   LK_CHECK_EQ_INT(d.type, LINKAGE__V1__EVENT_TYPE__SUPPRESSED);
   LK_CHECK_STR(d.by, "inc-high");
+  LK_CHECK_CONTAINS(d.reason, "in its area");
   LK_CHECK(d.recheck_us > dl.at_us);
   commit(&s, 5, &d, dl.at_us);
   /* Logged once: the next look only schedules another look. */
@@ -313,6 +318,57 @@ LK_TEST(a_street_incident_inhibits_lower_ones_of_its_kind) {
   LK_CHECK(router_decide_deadline(&s, &dl, dl.at_us + 2, &d));
   LK_CHECK_EQ_INT(d.type, LINKAGE__V1__EVENT_TYPE__ESCALATED);
   plans[0].category = LINKAGE__V1__CATEGORY__LATENT_HAZARD;
+  plans[0].area_hazard = 0;
+  router_state_close(&s);
+}
+
+LK_TEST(inhibition_holds_back_only_what_may_be_the_same_event) {
+  struct router_state s;
+  struct router_decision d;
+  init(&s);
+  /* A gas leak at street tier in building 1 of Zhouji Yinhai Bay. */
+  uint32_t high = report(&s, 1, "inc-high", "d1", "zhouji-yinhai-bay", "1",
+                         LINKAGE__V1__CATEGORY__ACCIDENT_DISASTER, "gas_leak",
+                         LINKAGE__V1__SEVERITY__SEVERITY_II, T0);
+  LK_CHECK(router_decide_new(&s, high, T0, &d));
+  commit(&s, 2, &d, T0);
+  LK_CHECK_EQ_INT(s.incidents[high].tier, LINKAGE__V1__TIER__STREET);
+  /* Another gas leak in the same building: the same event, held back. */
+  uint32_t same = report(&s, 3, "inc-same", "d2", "zhouji-yinhai-bay", "1",
+                         LINKAGE__V1__CATEGORY__ACCIDENT_DISASTER, "gas_leak",
+                         LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + 40 * MIN);
+  LK_CHECK(router_decide_new(&s, same, T0 + 40 * MIN, &d));
+  LK_CHECK_EQ_INT(d.type, LINKAGE__V1__EVENT_TYPE__ROUTED); /* out of the merge window */
+  commit(&s, 4, &d, T0 + 40 * MIN);
+  LK_CHECK_EQ_INT(router_inhibitor(&s, same), high);
+  /* A gas leak in another compound of the same street: a separate leak, never held back. */
+  uint32_t other = report(&s, 5, "inc-other", "d3", "zhouji-asia-bay", "1",
+                          LINKAGE__V1__CATEGORY__ACCIDENT_DISASTER, "gas_leak",
+                          LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + MIN);
+  LK_CHECK(router_decide_new(&s, other, T0 + MIN, &d));
+  commit(&s, 6, &d, T0 + MIN);
+  LK_CHECK_EQ_INT(router_inhibitor(&s, other), 0);
+  /* The same building number in another compound is another building. */
+  LK_CHECK_EQ_INT(s.incidents[other].compound == s.incidents[high].compound, 0);
+  /* Reports without a kind are never the same event as anything. */
+  uint32_t k1 = report(&s, 7, "inc-k1", "d4", "lijinggang", "2",
+                       LINKAGE__V1__CATEGORY__SOCIAL_SAFETY, "", LINKAGE__V1__SEVERITY__SEVERITY_II,
+                       T0);
+  LK_CHECK(router_decide_new(&s, k1, T0, &d));
+  commit(&s, 8, &d, T0);
+  uint32_t k2 = report(&s, 9, "inc-k2", "d5", "lijinggang", "2",
+                       LINKAGE__V1__CATEGORY__SOCIAL_SAFETY, "", LINKAGE__V1__SEVERITY__SEVERITY_IV,
+                       T0 + 40 * MIN);
+  LK_CHECK(router_decide_new(&s, k2, T0 + 40 * MIN, &d));
+  commit(&s, 10, &d, T0 + 40 * MIN);
+  LK_CHECK_EQ_INT(router_inhibitor(&s, k2), 0);
+  /* The same kind word under another category is another event. */
+  uint32_t c2 = report(&s, 11, "inc-c2", "d6", "zhouji-yinhai-bay", "1",
+                       LINKAGE__V1__CATEGORY__LATENT_HAZARD, "gas_leak",
+                       LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + 40 * MIN);
+  LK_CHECK(router_decide_new(&s, c2, T0 + 40 * MIN, &d));
+  commit(&s, 12, &d, T0 + 40 * MIN);
+  LK_CHECK_EQ_INT(router_inhibitor(&s, c2), 0);
   router_state_close(&s);
 }
 
@@ -592,7 +648,24 @@ LK_TEST(a_late_decision_merges_as_the_live_one_would_have) {
   router_state_close(&s);
 }
 
-LK_TEST(no_unit_available_makes_the_acknowledge_deadline_due_at_its_time) {
+static void no_unit(struct router_state *s, uint64_t pos, const char *id, const char *event_id,
+                    Linkage__V1__Tier tier, unsigned tried, int64_t at) {
+  Linkage__V1__NoUnitAvailable nua = LINKAGE__V1__NO_UNIT_AVAILABLE__INIT;
+  Linkage__V1__Event ev = LINKAGE__V1__EVENT__INIT;
+  nua.role = "fire_brigade";
+  nua.tier = tier;
+  nua.tried = tried;
+  ev.event_id = (char *)event_id;
+  ev.incident_id = (char *)id;
+  ev.type = LINKAGE__V1__EVENT_TYPE__NO_UNIT_AVAILABLE;
+  ev.at_us = at;
+  ev.actor = "svc:dispatch";
+  ev.body_case = LINKAGE__V1__EVENT__BODY_NO_UNIT_AVAILABLE;
+  ev.no_unit_available = &nua;
+  router_state_apply(s, pos, &ev);
+}
+
+LK_TEST(no_unit_available_escalates_at_its_time_with_what_happened) {
   struct router_state s;
   struct router_decision d;
   init(&s);
@@ -601,23 +674,53 @@ LK_TEST(no_unit_available_makes_the_acknowledge_deadline_due_at_its_time) {
              "crack", LINKAGE__V1__SEVERITY__SEVERITY_IV, T0);
   LK_CHECK(router_decide_new(&s, slot, T0, &d));
   commit(&s, 2, &d, T0);
-  /* Even with a unit's acknowledgement in: a role nobody can fill at this tier escalates. */
+  int64_t ack_by = s.incidents[slot].ack_by_us;
+  /* Even with a coordinator's acknowledgement in: a role nobody can fill here escalates. */
   simple_event(&s, 3, "inc-a", LINKAGE__V1__EVENT_TYPE__ACKNOWLEDGED, T0 + MIN);
-  Linkage__V1__NoUnitAvailable nua = LINKAGE__V1__NO_UNIT_AVAILABLE__INIT;
-  Linkage__V1__Event ev = LINKAGE__V1__EVENT__INIT;
-  ev.event_id = "inc-a/no_unit_available/1";
-  ev.incident_id = "inc-a";
-  ev.type = LINKAGE__V1__EVENT_TYPE__NO_UNIT_AVAILABLE;
-  ev.at_us = T0 + 5 * MIN;
-  ev.actor = "svc:dispatch";
-  ev.body_case = LINKAGE__V1__EVENT__BODY_NO_UNIT_AVAILABLE;
-  ev.no_unit_available = &nua;
-  router_state_apply(&s, 4, &ev);
+  /* A finding about another tier says nothing about this one. */
+  no_unit(&s, 4, "inc-a", "inc-a/no_unit_available/fire_brigade/street",
+          LINKAGE__V1__TIER__STREET, 1, T0 + 2 * MIN);
+  LK_CHECK_EQ_INT(s.deadlines.count, 1); /* the resolve deadline only */
+  /* Nor one of an old ledger whose id names another tier. */
+  no_unit(&s, 5, "inc-a", "inc-a/no_unit_available/fire_brigade/street", 0, 1, T0 + 2 * MIN);
+  LK_CHECK_EQ_INT(s.deadlines.count, 1);
+  no_unit(&s, 6, "inc-a", "inc-a/no_unit_available/fire_brigade/compound",
+          LINKAGE__V1__TIER__COMPOUND, 1, T0 + 3 * MIN);
   const struct lk_deadline *top = lk_heap_peek(&s.deadlines);
-  LK_CHECK(top && top->at_us == T0 + 5 * MIN && top->kind == ROUTER_DEADLINE_ACKNOWLEDGE);
-  LK_CHECK(top && router_decide_deadline(&s, top, T0 + 5 * MIN, &d));
+  LK_CHECK(top && top->at_us == T0 + 3 * MIN && top->kind == ROUTER_DEADLINE_NO_UNIT);
+  LK_CHECK(top && router_decide_deadline(&s, top, T0 + 3 * MIN, &d));
   LK_CHECK_EQ_INT(d.type, LINKAGE__V1__EVENT_TYPE__ESCALATED);
   LK_CHECK_EQ_INT(d.to_tier, LINKAGE__V1__TIER__COMMUNITY);
+  /* What happened, not a deadline that has not passed. */
+  LK_CHECK_STR(d.reason, "no fire_brigade unit answered at compound tier (1 called)");
+  LK_CHECK(d.deadline == NULL && d.due_us == 0);
+  LK_CHECK(ack_by > T0 + 3 * MIN);
+  /* The new tier's deadlines count from the escalation: it does not arrive overdue. */
+  LK_CHECK_EQ_INT(d.ack_by_us, T0 + 3 * MIN + plans[0].deadlines[4][2].acknowledge_min * MIN);
+  router_state_close(&s);
+}
+
+LK_TEST(at_district_tier_a_missing_unit_raises_no_alarm_but_deadlines_do) {
+  struct router_state s;
+  struct router_decision d;
+  init(&s);
+  uint32_t slot = report(&s, 1, "inc-g", "d1", "zhouji-asia-bay", "3",
+                         LINKAGE__V1__CATEGORY__ACCIDENT_DISASTER, "gas_leak",
+                         LINKAGE__V1__SEVERITY__SEVERITY_I, T0);
+  LK_CHECK(router_decide_new(&s, slot, T0, &d));
+  commit(&s, 2, &d, T0);
+  LK_CHECK_EQ_INT(s.incidents[slot].tier, LINKAGE__V1__TIER__DISTRICT);
+  no_unit(&s, 3, "inc-g", "inc-g/no_unit_available/fire_brigade/district",
+          LINKAGE__V1__TIER__DISTRICT, 1, T0 + MIN);
+  struct lk_deadline dl = {.at_us = T0 + MIN, .owner = slot, .kind = ROUTER_DEADLINE_NO_UNIT};
+  LK_CHECK(!router_decide_deadline(&s, &dl, T0 + MIN, &d));
+  LK_CHECK_EQ_INT(d.type, 0);
+  /* The acknowledge deadline still raises the alarm when it passes, not before. */
+  int64_t ack_by = s.incidents[slot].ack_by_us;
+  struct lk_deadline ack = {.at_us = ack_by, .owner = slot, .kind = ROUTER_DEADLINE_ACKNOWLEDGE};
+  LK_CHECK(!router_decide_deadline(&s, &ack, ack_by - 1, &d));
+  LK_CHECK(router_decide_deadline(&s, &ack, ack_by, &d));
+  LK_CHECK_EQ_INT(d.type, LINKAGE__V1__EVENT_TYPE__OVERDUE);
   router_state_close(&s);
 }
 
