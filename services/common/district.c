@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "district_yaml.h"
+#include "linkage/yaml.h"
 #include "linkage/error.h"
 
 #define LK_DISTRICT_VERSION 1

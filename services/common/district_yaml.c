@@ -1,6 +1,6 @@
 /* YAML file -> struct lk_ynode tree with line numbers (see district_yaml.h). */
 
-#include "district_yaml.h"
+#include "linkage/yaml.h"
 
 #include <errno.h>
 #include <stdio.h>

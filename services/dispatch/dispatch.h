@@ -130,6 +130,7 @@ struct dispatch_incident {
   Linkage__V1__Severity severity;
   Linkage__V1__Tier tier;
   uint32_t flags;
+  int exercise; /* a drill (Report.exercise): the units are told */
   double lat, lon;
   int64_t reported_at_us, resolved_at_us;
   uint32_t *assignments; /* indexes into dispatch_state.assignments */

@@ -156,6 +156,7 @@ static void fill_assignment(const struct dispatch *ds, const struct dispatch_ass
   m->arrive_by_us = a->arrive_by_us;
   m->resolve_by_us = a->resolve_by_us;
   m->state = (char *)assignment_state_name(a->state);
+  m->exercise = inc->exercise != 0;
 }
 
 static int unit_of_assignment(const struct dispatch *ds, const struct dispatch_assignment *a) {

@@ -147,6 +147,7 @@ static uint32_t add_incident(struct dispatch_state *s, const Linkage__V1__Event 
   inc->compound = (uint32_t)(c - s->district->compounds);
   inc->category = r->category;
   inc->severity = r->severity;
+  inc->exercise = r->exercise;
   inc->lat = loc->lat;
   inc->lon = loc->lon;
   inc->reported_at_us = ev->at_us;

@@ -68,6 +68,7 @@ struct gw_incident {
   char id[40];
   char device_id[65];
   uint64_t sequence;
+  int exercise; /* a drill (Report.exercise) */
   Linkage__V1__Category category;
   char kind[65];
   Linkage__V1__Severity severity;          /* current (after severity_changed) */
@@ -123,6 +124,9 @@ const char *gw_assignment_state_name(int state);
 /* The roles of an incident that nobody fills (see gw_incident.no_unit_roles), as bits by index
  * into lk_unit_types. */
 uint32_t gw_incident_missing(const struct gw_incident *inc);
+/* Appends what every reader says of them, after sep: "no fire_brigade engaged", one clause
+ * per role joined by "; "; nothing when every role is engaged. */
+void gw_incident_missing_text(struct gw_buf *b, const struct gw_incident *inc, const char *sep);
 
 /* The urgency order of the dashboard's list: overdue first (an alarm raised, or the deadline
  * running now passed at now_us), then severity (I first), then tier (highest first), then the
@@ -170,6 +174,9 @@ const char *gw_incident_deadline(const struct gw_incident *inc, int64_t *at_us);
 void gw_json_incident(struct gw_buf *b, const struct gw_incident *inc, int with_timeline);
 /* {"district": {...}, "streets": [...], "communities": [...], "compounds": [...]} */
 void gw_json_district(struct gw_buf *b, const struct lk_district *d);
+/* The dashboard's words for states, event types and roles, English and Chinese, as a script:
+ * `window.LINKAGE_LIFECYCLE = {...}`, made from the life-cycle table (linkage/lifecycle.h). */
+void gw_json_lifecycle_js(struct gw_buf *b);
 /* {"windows": [...]}: every planned-work window, lifted ones included (with "lifted": true). */
 void gw_json_windows(struct gw_buf *b, const struct gw_view *v);
 
@@ -245,6 +252,7 @@ struct gw_command {
     Linkage__V1__NoteCommand note;
     Linkage__V1__PlannedWork planned;
     Linkage__V1__LiftPlannedWorkCommand lift;
+    Linkage__V1__CallCommand call;
   } body;
   char command_id[72];
 };

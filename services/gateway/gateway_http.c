@@ -32,7 +32,9 @@
 #define MAX_FIELDS 32
 #define MAX_BODY (64 * 1024)
 #define SSE_MAX_PENDING (1024 * 1024)
-#define GW_STATIC_FILES 3 /* the dashboard: index.html, app.js, style.css (gw_route.c) */
+/* The dashboard: index.html, app.js, style.css from www_dir, and lifecycle.js made from the
+ * life-cycle table at start (gw_route.c). */
+#define GW_STATIC_FILES 4
 #define SSE_HEARTBEAT_US (15 * 1000000LL)
 
 struct static_file {
@@ -287,6 +289,13 @@ static const char *public_url(struct req *q, char *buf, size_t n) {
   return buf;
 }
 
+/* qsort has no context argument; the loop thread is the only caller. */
+static int64_t urgency_now_us;
+static int cmp_urgency(const void *a, const void *b) {
+  return gw_incident_urgency_cmp(*(const struct gw_incident *const *)a,
+                                 *(const struct gw_incident *const *)b, urgency_now_us);
+}
+
 static enum MHD_Result get_incidents(struct req *q) {
   struct gateway *g = q->h->g;
   const char *closed = req_arg(q, "closed");
@@ -295,14 +304,25 @@ static enum MHD_Result get_incidents(struct req *q) {
   gw_buf_init(&b);
   gw_buf_printf(&b, "{\"position\":%" PRIu64 ",\"now\":%lld,\"caught_up\":%s,\"incidents\":[",
                 g->view.position, (long long)(lk_now_us() / 1000), g->caught_up ? "true" : "false");
-  int first = 1;
+  /* Most urgent first: what a coordinator must see first is the first row. */
+  const struct gw_incident **rows = malloc((size_t)g->view.count * sizeof *rows);
+  if (!rows) {
+    gw_buf_free(&b);
+    return respond_error(q, 503, "out of memory", 1);
+  }
+  size_t n = 0;
   for (uint32_t i = 1; i < g->view.count; i++) {
     const struct gw_incident *inc = &g->view.incidents[i];
     if (inc->state == LK_STATE_CLOSED && !with_closed) continue;
-    if (!first) gw_buf_puts(&b, ",");
-    first = 0;
-    gw_json_incident(&b, inc, 0);
+    rows[n++] = inc;
   }
+  urgency_now_us = lk_now_us();
+  qsort(rows, n, sizeof *rows, cmp_urgency);
+  for (size_t i = 0; i < n; i++) {
+    if (i) gw_buf_puts(&b, ",");
+    gw_json_incident(&b, rows[i], 0);
+  }
+  free(rows);
   gw_buf_puts(&b, "]}");
   return respond_buf(q, 200, &b, "application/json");
 }
@@ -785,11 +805,19 @@ int gw_http_start(struct gateway *g, struct gw_http **out) {
   h->sse.prev = h->sse.next = &h->sse;
   gw_buf_init(&h->row);
   *out = h;
-  static const char *const names[GW_STATIC_FILES] = {"index.html", "app.js", "style.css"};
-  for (size_t i = 0; i < GW_STATIC_FILES; i++) {
+  static const char *const names[GW_STATIC_FILES] = {"index.html", "app.js", "style.css",
+                                                      "lifecycle.js"};
+  for (size_t i = 0; i < GW_STATIC_FILES - 1; i++) {
     h->files[i].name = names[i];
     if (load_file(g->cfg->www_dir, &h->files[i]) != LK_OK) return LK_EIO;
   }
+  struct gw_buf js;
+  gw_buf_init(&js);
+  gw_json_lifecycle_js(&js);
+  h->files[GW_STATIC_FILES - 1].name = names[GW_STATIC_FILES - 1];
+  h->files[GW_STATIC_FILES - 1].data = js.failed ? NULL : gw_buf_take(&js, &h->files[GW_STATIC_FILES - 1].len);
+  gw_buf_free(&js);
+  if (!h->files[GW_STATIC_FILES - 1].data) return LK_ENOMEM;
 
   struct sockaddr_in sa;
   memset(&sa, 0, sizeof sa);

@@ -422,6 +422,12 @@ static void info(struct gw_buf *b, const struct gw_view *v, const struct gw_inci
   if (tier) pair(b, "parameter", "linkage:tier", tier);
   if (inc->organisation_id[0]) pair(b, "parameter", "linkage:organisation", inc->organisation_id);
   if (inc->merged_into[0]) pair(b, "parameter", "linkage:merged_into", inc->merged_into);
+  if (inc->lead_unit[0]) pair(b, "parameter", "linkage:lead_unit", inc->lead_unit);
+  struct gw_buf m;
+  gw_buf_init(&m);
+  gw_incident_missing_text(&m, inc, "");
+  if (m.len && !m.failed) pair(b, "parameter", "linkage:missing", m.data);
+  gw_buf_free(&m);
   area(b, v, inc, l);
   gw_buf_puts(b, "</info>\n");
 }
@@ -440,7 +446,7 @@ void gw_cap_alert(struct gw_buf *b, const struct gw_view *v, const struct gw_inc
   gw_buf_puts(b, "</identifier>\n");
   elem(b, "sender", sender);
   elem(b, "sent", sent);
-  elem(b, "status", "Actual");
+  elem(b, "status", inc->exercise ? "Exercise" : "Actual");
   /* Cancel needs something to cancel: a thread whose first message already ends it stays an
    * Alert (gw_view.c always records the report first, so this is a guard, not a case). */
   elem(b, "msgType", t.count < 2 ? "Alert" : t.ended ? "Cancel" : "Update");

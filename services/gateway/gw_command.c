@@ -102,6 +102,15 @@ int gw_command_build(const struct gw_route *r, gw_arg_fn arg, void *ctx, const c
     if (!out->body.note.text[0]) FAIL("a note needs text");
     c->body_case = LINKAGE__V1__COMMAND__BODY_NOTE;
     c->note = &out->body.note;
+  } else if (strcmp(r->action, "call") == 0) {
+    linkage__v1__call_command__init(&out->body.call);
+    out->body.call.role = (char *)opt(arg, ctx, "role");
+    out->body.call.unit_id = (char *)opt(arg, ctx, "unit");
+    out->body.call.reason = (char *)opt(arg, ctx, "reason");
+    if (!out->body.call.role[0] && !out->body.call.unit_id[0])
+      FAIL("a call needs the role (role) or the unit (unit) to call again");
+    c->body_case = LINKAGE__V1__COMMAND__BODY_CALL;
+    c->call = &out->body.call;
   } else {
     FAIL("unknown action \"%.20s\"", r->action);
   }

@@ -4,6 +4,7 @@
 
 #include "gateway.h"
 #include "linkage/event.h"
+#include "linkage/lifecycle.h"
 
 static long long ms(int64_t us) {
   return (long long)(us / 1000);
@@ -54,8 +55,30 @@ void gw_json_incident(struct gw_buf *b, const struct gw_incident *inc, int with_
                 inc->suppressed ? "true" : "false");
   field(b, "merged_into", inc->merged_into);
   field(b, "lead_unit", inc->lead_unit);
-  gw_buf_printf(b, ",\"units\":%u", inc->units_assigned);
+  field(b, "held_back_by", inc->held_back_by);
+  gw_buf_printf(b, ",\"exercise\":%s", inc->exercise ? "true" : "false");
+  gw_buf_printf(b, ",\"units\":%u,\"missing_roles\":[", inc->units_assigned);
+  uint32_t missing = gw_incident_missing(inc);
+  for (int i = 0, n = 0; lk_unit_types[i] && i < 32; i++)
+    if (missing & (1u << i)) {
+      if (n++) gw_buf_puts(b, ",");
+      gw_buf_json_str(b, lk_unit_types[i]);
+    }
+  gw_buf_puts(b, "]");
   if (with_timeline) {
+    gw_buf_puts(b, ",\"assignments\":[");
+    for (uint16_t i = 0; i < inc->assignment_count; i++) {
+      const struct gw_assignment *a = &inc->assignments[i];
+      gw_buf_puts(b, i ? ",{\"unit\":" : "{\"unit\":");
+      gw_buf_json_str(b, a->unit);
+      gw_buf_puts(b, ",\"role\":");
+      gw_buf_json_str(b, a->role);
+      gw_buf_printf(b, ",\"n\":%u,\"lead\":%s,\"state\":\"%s\"", (unsigned)a->n,
+                    a->lead ? "true" : "false", gw_assignment_state_name(a->state));
+      field(b, "tier", lk_tier_name((Linkage__V1__Tier)a->tier));
+      gw_buf_puts(b, "}");
+    }
+    gw_buf_puts(b, "]");
     gw_buf_puts(b, ",\"timeline\":[");
     for (uint32_t i = 0; i < inc->step_count; i++) {
       const struct gw_step *s = &inc->steps[i];
@@ -66,6 +89,8 @@ void gw_json_incident(struct gw_buf *b, const struct gw_incident *inc, int with_
       gw_buf_json_str(b, s->actor);
       gw_buf_puts(b, ",\"detail\":");
       gw_buf_json_str(b, s->detail);
+      gw_buf_puts(b, ",\"detail_zh\":");
+      gw_buf_json_str(b, s->detail_zh);
       gw_buf_puts(b, "}");
     }
     gw_buf_printf(b, "],\"timeline_truncated\":%s",
@@ -129,4 +154,39 @@ void gw_json_windows(struct gw_buf *b, const struct gw_view *v) {
                   w->position);
   }
   gw_buf_puts(b, "]}");
+}
+
+void gw_json_lifecycle_js(struct gw_buf *b) {
+  size_t n;
+  const struct lk_lifecycle_row *rows = lk_lifecycle_rows(&n);
+  gw_buf_puts(b, "/* Made by linkage-gateway from its life-cycle table "
+                 "(include/linkage/lifecycle.h). */\n"
+                 "window.LINKAGE_LIFECYCLE = {\"states\":{");
+  for (int s = 0; s < LK_STATE_COUNT; s++) {
+    gw_buf_printf(b, "%s\"%s\":{\"en\":", s ? "," : "", lk_state_name(s));
+    gw_buf_json_str(b, lk_state_label(s, 0));
+    gw_buf_puts(b, ",\"zh\":");
+    gw_buf_json_str(b, lk_state_label(s, 1));
+    gw_buf_puts(b, "}");
+  }
+  gw_buf_puts(b, "},\"types\":{");
+  for (size_t i = 0; i < n; i++) {
+    gw_buf_printf(b, "%s\"%s\":{\"en\":", i ? "," : "", rows[i].name);
+    gw_buf_json_str(b, rows[i].label);
+    gw_buf_puts(b, ",\"zh\":");
+    gw_buf_json_str(b, rows[i].label_zh);
+    if (rows[i].state == LK_STATE_KEEP)
+      gw_buf_puts(b, ",\"state\":null}");
+    else
+      gw_buf_printf(b, ",\"state\":\"%s\"}", lk_state_name(rows[i].state));
+  }
+  gw_buf_puts(b, "},\"roles\":{");
+  for (size_t i = 0; lk_unit_types[i]; i++) {
+    gw_buf_printf(b, "%s\"%s\":{\"en\":", i ? "," : "", lk_unit_types[i]);
+    gw_buf_json_str(b, lk_unit_type_label(lk_unit_types[i], 0));
+    gw_buf_puts(b, ",\"zh\":");
+    gw_buf_json_str(b, lk_unit_type_label(lk_unit_types[i], 1));
+    gw_buf_puts(b, "}");
+  }
+  gw_buf_puts(b, "}};\n");
 }

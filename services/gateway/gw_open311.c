@@ -525,6 +525,7 @@ static void render_request(struct doc *w, const struct gw_view *v, const struct 
   put_str(w, "service_request_id", inc->id);
   put_str(w, "status", inc->state == LK_STATE_CLOSED ? "closed" : "open");
 
+  if (inc->exercise) gw_buf_puts(&t, "exercise: ");
   gw_buf_puts(&t, lk_state_name(inc->state));
   const char *tier = lk_tier_name(inc->tier);
   if (tier)
@@ -534,6 +535,7 @@ static void render_request(struct doc *w, const struct gw_view *v, const struct 
   if (inc->overdue) gw_buf_puts(&t, "; overdue");
   if (inc->suppressed) gw_buf_puts(&t, "; escalation held back");
   if (inc->merged_into[0]) gw_buf_printf(&t, "; merged into %s", inc->merged_into);
+  gw_incident_missing_text(&t, inc, "; ");
   put_str(w, "status_notes", t.failed ? "" : t.data);
 
   put_str(w, "service_name", code ? services[inc->category].name : "");

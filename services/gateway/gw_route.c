@@ -14,10 +14,11 @@ static const struct {
     {"/index.html", "index.html", "text/html; charset=utf-8"},
     {"/app.js", "app.js", "text/javascript; charset=utf-8"},
     {"/style.css", "style.css", "text/css; charset=utf-8"},
+    {"/lifecycle.js", "lifecycle.js", "text/javascript; charset=utf-8"},
 };
 
-static const char *const actions[] = {"acknowledge", "escalate", "de-escalate",
-                                      "merge",       "close",    "note"};
+static const char *const actions[] = {"acknowledge", "escalate", "de-escalate", "merge",
+                                      "close",       "note",     "call"};
 
 /* Copies the segment [s, s+n) into out when it is a valid id. */
 static int take_id(const char *s, size_t n, char *out, size_t outlen) {

@@ -94,6 +94,7 @@ static uint32_t add_incident(struct gw_view *v, const Linkage__V1__Event *ev) {
   copy(inc->id, sizeof inc->id, ev->incident_id);
   copy(inc->device_id, sizeof inc->device_id, r->device_id);
   inc->sequence = r->sequence;
+  inc->exercise = r->exercise;
   inc->category = r->category;
   copy(inc->kind, sizeof inc->kind, r->kind);
   inc->severity = inc->reported_severity = r->severity;
@@ -402,6 +403,15 @@ uint32_t gw_incident_missing(const struct gw_incident *inc) {
     if (bit >= 0 && a->state != GW_A_DECLINED) missing &= ~(1u << bit);
   }
   return lk_state_over(inc->state) ? 0 : missing;
+}
+
+void gw_incident_missing_text(struct gw_buf *b, const struct gw_incident *inc, const char *sep) {
+  uint32_t missing = gw_incident_missing(inc);
+  for (int i = 0; lk_unit_types[i] && i < 32; i++)
+    if (missing & (1u << i)) {
+      gw_buf_printf(b, "%sno %s engaged", sep, lk_unit_types[i]);
+      sep = "; ";
+    }
 }
 
 int gw_incident_urgency_cmp(const struct gw_incident *a, const struct gw_incident *b,

@@ -47,7 +47,8 @@ struct ledger_item {
   const char *event_id, *incident_id, *type, *actor;
   const char *category, *severity, *tier, *compound_id;
   const char *unit_id;   /* dispatched, unit_* and backup_requested: the unit */
-  enum ledger_flag lead; /* dispatched: whether the unit leads; else LEDGER_FLAG_NULL */
+  enum ledger_flag lead;     /* dispatched: whether the unit leads; else LEDGER_FLAG_NULL */
+  enum ledger_flag exercise; /* reported: whether it is a drill; else LEDGER_FLAG_NULL */
   int64_t at_us;
   const uint8_t *payload; /* the canonical Event bytes */
   size_t len;
@@ -116,7 +117,7 @@ void ledger_buf_free(struct ledger_buf *b);
 /* PostgreSQL binary COPY of the table's columns, in LEDGER_COPY_COLUMNS order. */
 #define LEDGER_COPY_COLUMNS                                                                        \
   "position, event_id, incident_id, type, at, actor, category, severity, tier, compound_id, "      \
-  "payload, prev_hash, hash, unit_id, lead"
+  "payload, prev_hash, hash, unit_id, lead, exercise"
 int ledger_copy_begin(struct ledger_buf *b);
 int ledger_copy_row(struct ledger_buf *b, const struct ledger_item *it);
 int ledger_copy_end(struct ledger_buf *b);

@@ -190,13 +190,22 @@ int ledger_copy_begin(struct ledger_buf *b) {
   return LK_OK;
 }
 
+static void put_flag(struct ledger_buf *b, enum ledger_flag f) {
+  if (f == LEDGER_FLAG_NULL) {
+    put32(b, 0xffffffffu);
+  } else {
+    put32(b, 1); /* boolean: one byte */
+    b->p[b->len++] = f == LEDGER_FLAG_TRUE;
+  }
+}
+
 int ledger_copy_row(struct ledger_buf *b, const struct ledger_item *it) {
   size_t need = 2 + 12 + 12 + text_size(it->event_id) + text_size(it->incident_id) +
                 text_size(it->type) + text_size(it->actor) + text_size(it->category) +
                 text_size(it->severity) + text_size(it->tier) + text_size(it->compound_id) + 4 +
-                it->len + 2 * (4 + LK_HASH_LEN) + text_size(it->unit_id) + 5;
+                it->len + 2 * (4 + LK_HASH_LEN) + text_size(it->unit_id) + 2 * 5;
   if (ledger_buf_reserve(b, need)) return LK_ENOMEM;
-  put16(b, 15);
+  put16(b, 16);
   put32(b, 8);
   put64(b, it->position);
   put_text(b, it->event_id);
@@ -213,12 +222,8 @@ int ledger_copy_row(struct ledger_buf *b, const struct ledger_item *it) {
   put_bytes(b, it->prev_hash, LK_HASH_LEN);
   put_bytes(b, it->hash, LK_HASH_LEN);
   put_text(b, it->unit_id);
-  if (it->lead == LEDGER_FLAG_NULL) {
-    put32(b, 0xffffffffu);
-  } else {
-    put32(b, 1); /* boolean: one byte */
-    b->p[b->len++] = it->lead == LEDGER_FLAG_TRUE;
-  }
+  put_flag(b, it->lead);
+  put_flag(b, it->exercise);
   return LK_OK;
 }
 

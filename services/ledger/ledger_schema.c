@@ -34,6 +34,7 @@ const char ledger_schema_sql[] =
      * (nullable, so old rows need no rewrite). */
     "alter table ledger add column if not exists unit_id text;\n"
     "alter table ledger add column if not exists lead boolean;\n"
+    "alter table ledger add column if not exists exercise boolean;\n"
     "create index if not exists ledger_incident_position on ledger (incident_id, position);\n"
     /* The CURVE key registry (linkage/zap.h): linkagectl writes it, intake and dispatch read it.
      * The HTTP API tokens (linkage/token.h): linkagectl writes, the gateway reads. */
@@ -132,10 +133,11 @@ char *ledger_schema_build(void) {
   /* `create or replace view` only adds columns at the end: new ones go below. */
   for (int m = 1; m < LK_MILESTONE_COUNT; m++)
     add(out, cap, &len, "  m%d.at as %s,\n", m, milestone_columns[m]);
+  /* A drill's times are not the district's performance. */
   add(out, cap, &len,
-      "  m%d.at - r.at as time_to_acknowledge,\n"
-      "  m%d.at - r.at as time_to_arrive,\n"
-      "  m%d.at - r.at as time_to_resolve,\n",
+      "  case when r.exercise then null else m%d.at - r.at end as time_to_acknowledge,\n"
+      "  case when r.exercise then null else m%d.at - r.at end as time_to_arrive,\n"
+      "  case when r.exercise then null else m%d.at - r.at end as time_to_resolve,\n",
       LK_MILESTONE_ACKNOWLEDGED, LK_MILESTONE_ON_SCENE, LK_MILESTONE_RESOLVED);
   add(out, cap, &len,
       "  (select l.unit_id from ledger l\n"
@@ -152,7 +154,8 @@ char *ledger_schema_build(void) {
       "          and split_part(d.event_id, '/', 3) = split_part(n.event_id, '/', 3)\n"
       "          and not exists (select 1 from ledger x\n"
       "            where x.event_id = replace(d.event_id, '/dispatched/', '/unit_declined/')))\n"
-      "    order by 1) end as missing_roles\n"
+      "    order by 1) end as missing_roles,\n"
+      "  coalesce(r.exercise, false) as exercise\n"
       "from ledger r\n"
       "cross join lateral (select l.position, l.at from ledger l\n"
       "  where l.incident_id = r.incident_id order by l.position desc limit 1) last\n"

@@ -308,7 +308,7 @@ static struct ledger_item *make_item(const Linkage__V1__Event *ev, const struct 
   uint8_t *payload = lk_event_pack(ev, &len);
   if (!payload) return NULL;
   const char *category = NULL, *severity = NULL, *tier = NULL, *compound = NULL, *unit = NULL;
-  enum ledger_flag lead = LEDGER_FLAG_NULL;
+  enum ledger_flag lead = LEDGER_FLAG_NULL, exercise = LEDGER_FLAG_NULL;
   const Linkage__V1__UnitAnswer *answer = NULL;
   switch (ev->body_case) {
   case LINKAGE__V1__EVENT__BODY_REPORTED:
@@ -318,6 +318,7 @@ static struct ledger_item *make_item(const Linkage__V1__Event *ev, const struct 
       severity = lk_severity_name(r->severity);
       if (r->location && r->location->compound_id && r->location->compound_id[0])
         compound = r->location->compound_id;
+      exercise = r->exercise ? LEDGER_FLAG_TRUE : LEDGER_FLAG_FALSE;
     }
     break;
   case LINKAGE__V1__EVENT__BODY_ROUTED: tier = lk_tier_name(ev->routed->tier); break;
@@ -358,6 +359,7 @@ static struct ledger_item *make_item(const Linkage__V1__Event *ev, const struct 
   if (compound) it->compound_id = memcpy(s, compound, l_cmp), s += l_cmp;
   if (unit) it->unit_id = memcpy(s, unit, l_unit), s += l_unit;
   it->lead = lead;
+  it->exercise = exercise;
   memcpy(s, payload, len);
   it->payload = (const uint8_t *)s;
   it->len = len;

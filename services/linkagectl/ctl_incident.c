@@ -117,6 +117,23 @@ static const char note_help[] =
     "    TEXT after `--` if it starts with a dash.\n"
     "\n";
 
+static const char call_help[] =
+    "NAME\n"
+    "    linkagectl call - call a role or a unit of an incident again\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    linkagectl call INCIDENT --role TYPE [--unit UNIT] [--reason TEXT] [COMMON OPTIONS]\n"
+    "    linkagectl call INCIDENT --unit UNIT [--reason TEXT] [COMMON OPTIONS]\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    Records a `call_requested` event: dispatch calls, at the incident's current\n"
+    "    tier, UNIT (which must be of TYPE and cover the compound) or the best unit of\n"
+    "    TYPE (a unit type such as fire_brigade), even one that was called before and\n"
+    "    did not answer. The new call is a `dispatched` event naming this one.\n"
+    "    Refused for an unknown unit or type, a type no unit of which covers the\n"
+    "    compound, and an incident that is not routed, resolved or closed.\n"
+    "\n";
+
 static const char plan_help[] =
     "NAME\n"
     "    linkagectl plan - declare or lift a planned-work window\n"
@@ -352,6 +369,8 @@ enum {
   OPT_KIND,
   OPT_FROM,
   OPT_TO,
+  OPT_ROLE,
+  OPT_UNIT,
 };
 
 static const struct option longopts[] = {
@@ -367,6 +386,8 @@ static const struct option longopts[] = {
     {"kind", required_argument, NULL, OPT_KIND},
     {"from", required_argument, NULL, OPT_FROM},
     {"to", required_argument, NULL, OPT_TO},
+    {"role", required_argument, NULL, OPT_ROLE},
+    {"unit", required_argument, NULL, OPT_UNIT},
     {"help", no_argument, NULL, 'h'},
     {0, 0, 0, 0},
 };
@@ -394,11 +415,12 @@ static const struct cmd_spec specs[] = {
          BIT(OPT_REASON),
      BIT(OPT_COMPOUND) | BIT(OPT_TO) | BIT(OPT_REASON), 1},
     {"plan lift", plan_help, BIT(OPT_REASON), 0, 1},
+    {"call", call_help, BIT(OPT_ROLE) | BIT(OPT_UNIT) | BIT(OPT_REASON), 0, 1},
 };
 
 struct parsed {
   struct cmd_opts o;
-  const char *val[OPT_TO - OPT_NOTE + 1]; /* own options by bit */
+  const char *val[OPT_UNIT - OPT_NOTE + 1]; /* own options by bit */
   const char *pos[2];
   char command_id[17]; /* the Command points here until it is sent */
 };
@@ -433,7 +455,7 @@ static int parse_args(const struct cmd_spec *sp, int argc, char **argv, struct p
     case 'h': print_help(sp, stdout); return CTL_EXIT_OK;
     case '?': print_help(sp, stderr); return CTL_EXIT_USAGE;
     default:
-      if (c < OPT_NOTE || c > OPT_TO || !(sp->allowed & BIT(c))) {
+      if (c < OPT_NOTE || c > OPT_UNIT || !(sp->allowed & BIT(c))) {
         fprintf(stderr, "linkagectl %s: --%s does not apply; see --help\n", sp->name,
                 longopts[idx].name);
         return CTL_EXIT_USAGE;
@@ -452,7 +474,7 @@ static int parse_args(const struct cmd_spec *sp, int argc, char **argv, struct p
   }
   for (int i = 0; i < npos; i++)
     p->pos[i] = argv[optind + i];
-  for (int opt = OPT_NOTE; opt <= OPT_TO; opt++)
+  for (int opt = OPT_NOTE; opt <= OPT_UNIT; opt++)
     if ((sp->required & BIT(opt)) && !p->val[opt - OPT_NOTE]) {
       fprintf(stderr, "linkagectl %s: --%s is required; see --help\n", sp->name,
               longopts[opt - OPT_ACTOR].name);
@@ -492,6 +514,7 @@ int ctl_incident_main(int argc, char **argv) {
   Linkage__V1__MergeCommand merge = LINKAGE__V1__MERGE_COMMAND__INIT;
   Linkage__V1__CloseCommand close = LINKAGE__V1__CLOSE_COMMAND__INIT;
   Linkage__V1__NoteCommand note = LINKAGE__V1__NOTE_COMMAND__INIT;
+  Linkage__V1__CallCommand call = LINKAGE__V1__CALL_COMMAND__INIT;
   const struct cmd_spec *sp = NULL;
   struct parsed p;
   int rc;
@@ -523,6 +546,16 @@ int ctl_incident_main(int argc, char **argv) {
     close.reason = (char *)VAL(&p, OPT_REASON);
     cmd.body_case = LINKAGE__V1__COMMAND__BODY_CLOSE;
     cmd.close = &close;
+  } else if (strcmp(sp->name, "call") == 0) {
+    call.role = OR_EMPTY(VAL(&p, OPT_ROLE));
+    call.unit_id = OR_EMPTY(VAL(&p, OPT_UNIT));
+    call.reason = OR_EMPTY(VAL(&p, OPT_REASON));
+    if (!call.role[0] && !call.unit_id[0]) {
+      fprintf(stderr, "linkagectl call: --role or --unit is required; see --help\n");
+      return CTL_EXIT_USAGE;
+    }
+    cmd.body_case = LINKAGE__V1__COMMAND__BODY_CALL;
+    cmd.call = &call;
   } else {
     note.text = (char *)p.pos[1];
     cmd.body_case = LINKAGE__V1__COMMAND__BODY_NOTE;

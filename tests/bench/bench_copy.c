@@ -51,7 +51,8 @@ static const char create_sql[] =
     "  hash bytea not null,\n"
     "  committed_at timestamptz not null default now(),\n"
     "  unit_id text,\n"
-    "  lead boolean\n"
+    "  lead boolean,\n"
+    "  exercise boolean\n"
     ");\n"
     "create index " TABLE "_incident_position on " TABLE " (incident_id, position);\n";
 

@@ -224,17 +224,17 @@ static int from_hex(const char *hex, uint8_t *out) {
 }
 
 LK_TEST(copy_binary_encoding_of_a_known_row) {
-  /* Built independently with Python's struct module (PGCOPY header, 15 fields, NULL tier,
-   * timestamptz as microseconds since 2000-01-01, NULL unit_id and lead, trailer -1). */
+  /* Built independently with Python's struct module (PGCOPY header, 16 fields, NULL tier,
+   * timestamptz as microseconds since 2000-01-01, NULL unit_id, lead and exercise, trailer -1). */
   static const char want_hex[] =
-      "5047434f50590aff0d0a000000000000000000000f0000000800000000000000070000000e696e632d312f72"
+      "5047434f50590aff0d0a00000000000000000000100000000800000000000000070000000e696e632d312f72"
       "65706f7274656400000005696e632d31000000087265706f72746564000000080002ad22dce8424000000009"
       "6465766963653a643100000003676173000000024949ffffffff0000000a6c696a696e6767616e6700000002"
       "0102000000200000000000000000000000000000000000000000000000000000000000000000000000201111"
-      "111111111111111111111111111111111111111111111111111111111111ffffffffffffffffffff";
+      "111111111111111111111111111111111111111111111111111111111111ffffffffffffffffffffffffffff";
   uint8_t want[256];
   int want_len = from_hex(want_hex, want);
-  LK_CHECK_EQ_INT(want_len, 216);
+  LK_CHECK_EQ_INT(want_len, 220);
 
   const uint8_t payload[2] = {1, 2};
   struct ledger_item it;
@@ -267,8 +267,11 @@ LK_TEST(copy_binary_encoding_of_the_unit_columns) {
   const uint8_t payload[1] = {0};
   struct ledger_item it;
   struct ledger_buf buf = {0};
-  static const uint8_t tail_lead[] = {0, 0, 0, 3, 'f', 'b', '1', 0, 0, 0, 1, 1};
-  static const uint8_t tail_answer[] = {0, 0, 0, 3, 'f', 'b', '1', 0xff, 0xff, 0xff, 0xff};
+  static const uint8_t tail_lead[] = {0, 0, 0, 3, 'f', 'b', '1', 0, 0, 0, 1, 1,
+                                      0xff, 0xff, 0xff, 0xff};
+  static const uint8_t tail_answer[] = {0, 0, 0, 3, 'f', 'b', '1', 0xff, 0xff, 0xff, 0xff,
+                                        0xff, 0xff, 0xff, 0xff};
+  static const uint8_t tail_exercise[] = {0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 1};
 
   memset(&it, 0, sizeof it);
   it.event_id = "inc-1/dispatched/fire_brigade/1";
@@ -281,17 +284,25 @@ LK_TEST(copy_binary_encoding_of_the_unit_columns) {
   it.unit_id = "fb1";
   it.lead = LEDGER_FLAG_TRUE;
   LK_CHECK_EQ_INT(ledger_copy_row(&buf, &it), LK_OK);
-  LK_CHECK(buf.len > sizeof tail_lead && buf.p[0] == 0 && buf.p[1] == 15);
+  LK_CHECK(buf.len > sizeof tail_lead && buf.p[0] == 0 && buf.p[1] == 16);
   LK_CHECK(memcmp(buf.p + buf.len - sizeof tail_lead, tail_lead, sizeof tail_lead) == 0);
   buf.len = 0;
   it.lead = LEDGER_FLAG_FALSE;
   LK_CHECK_EQ_INT(ledger_copy_row(&buf, &it), LK_OK);
-  LK_CHECK_EQ_INT(buf.p[buf.len - 1], 0);
+  LK_CHECK_EQ_INT(buf.p[buf.len - 5], 0);
   buf.len = 0;
   it.type = "unit_acknowledged";
   it.lead = LEDGER_FLAG_NULL;
   LK_CHECK_EQ_INT(ledger_copy_row(&buf, &it), LK_OK);
   LK_CHECK(memcmp(buf.p + buf.len - sizeof tail_answer, tail_answer, sizeof tail_answer) == 0);
+  /* A drill's report: no unit, exercise true. */
+  buf.len = 0;
+  it.type = "reported";
+  it.unit_id = NULL;
+  it.exercise = LEDGER_FLAG_TRUE;
+  LK_CHECK_EQ_INT(ledger_copy_row(&buf, &it), LK_OK);
+  LK_CHECK(memcmp(buf.p + buf.len - sizeof tail_exercise, tail_exercise, sizeof tail_exercise) ==
+           0);
   ledger_buf_free(&buf);
 }
 

@@ -1,8 +1,8 @@
-#ifndef LINKAGE_DISTRICT_YAML_H
-#define LINKAGE_DISTRICT_YAML_H
+#ifndef LINKAGE_YAML_H
+#define LINKAGE_YAML_H
 
 /* A YAML document as a small tree that remembers line numbers, read with
- * libyaml's event parser. Private to the district loader: the loader wants
+ * libyaml's event parser. The district loader and linkagectl's scenarios use it: both want
  * "file:line: why" for every complaint, and checks keys against its tables
  * instead of walking libyaml's document API. Aliases, tags other than the
  * defaults, several documents and nesting deeper than LK_YAML_DEPTH_MAX are
