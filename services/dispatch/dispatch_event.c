@@ -42,6 +42,7 @@ void dispatch_event_build(const struct dispatch_decision *d, const char *actor, 
     st->no_unit.reason = (char *)d->reason;
     st->no_unit.tier = d->tier;
     st->no_unit.tried = d->tried;
+    st->no_unit.lead = d->lead != 0;
     ev->no_unit_available = &st->no_unit;
     return;
   case LINKAGE__V1__EVENT_TYPE__RESOLVED:

@@ -216,6 +216,7 @@ size_t dispatch_decide(const struct dispatch_state *s, uint32_t slot,
         lk_event_id(d->event_id, sizeof d->event_id, inc->id, d->type, q, 0);
         snprintf(d->role, sizeof d->role, "%.31s", needs[i].role);
         d->tried = (unsigned)t.tried_count;
+        d->lead = needs[i].lead;
         snprintf(
             d->reason, sizeof d->reason,
             "no %.31s unit left for %s at %s tier: none other covers it and is on duty at "

@@ -107,6 +107,25 @@ struct pg_conn *ctl_registry_connect(const char *conninfo, const char *who, cons
  * why. */
 int ctl_link_client(void *sock, const char *who);
 
+/* ---- HTTP to the gateway (ctl_http.c) ---- */
+
+struct ctl_http_reply {
+  int status;
+  char *body; /* malloc'd, NUL-terminated */
+  size_t len;
+};
+/* One request to base ("http://host:port"): method, path (with its query), an optional bearer
+ * token and form body (application/x-www-form-urlencoded). Waits at most timeout_ms for each
+ * read and write. Returns the HTTP status with rep filled (ctl_http_reply_free), or -1 with
+ * why in err. */
+int ctl_http(const char *base, const char *method, const char *path, const char *token,
+             const char *form, int timeout_ms, struct ctl_http_reply *rep, char *err,
+             size_t errlen);
+void ctl_http_reply_free(struct ctl_http_reply *rep);
+
+/* drill FILE: plays a scenario against a running stack (ctl_drill.c). */
+int ctl_drill_main(int argc, char **argv);
+
 /* ---- coordinator commands (ctl_incident.c) ---- */
 
 /* A point in time from the command line, in microseconds since the epoch:

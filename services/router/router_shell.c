@@ -416,12 +416,13 @@ void router_status(struct lk_runtime *rt, char *buf, size_t len) {
   struct router *r = rt->state;
   snprintf(buf, len,
            "position=%llu live=%d incidents=%u deadlines=%zu routed=%llu merged=%llu "
-           "escalated=%llu overdue=%llu suppressed=%llu commands_ok=%llu commands_rejected=%llu",
+           "escalated=%llu overdue=%llu suppressed=%llu commands_ok=%llu commands_rejected=%llu "
+           "time_scale=%g",
            (unsigned long long)r->state.position, r->caught_up == 2, r->state.count - 1,
            r->state.deadlines.count, (unsigned long long)r->routed, (unsigned long long)r->merged,
            (unsigned long long)r->escalated, (unsigned long long)r->overdue,
            (unsigned long long)r->suppressed, (unsigned long long)r->commands_ok,
-           (unsigned long long)r->commands_rejected);
+           (unsigned long long)r->commands_rejected, r->state.policy.time_scale);
 }
 
 void router_stop(struct lk_runtime *rt) {

@@ -324,13 +324,18 @@ static Linkage__V1__Tier no_unit_tier(const Linkage__V1__Event *ev) {
   return LINKAGE__V1__TIER__TIER_UNSPECIFIED;
 }
 
-/* Dispatch found nobody for a role at a tier. Only a finding about the tier the incident is at
- * now counts (one written for the tier before, committed after the escalation, says nothing
- * about this one); the first at a tier waits in the heap for its escalation, at the event's own
- * time so that a restarted router folds the same deadline. */
+/* Dispatch found nobody for a role at a tier. Only the lead role makes the tier unable to handle
+ * the incident (a grid worker off duty at 3 a.m. does not send a gas leak to the district; the
+ * readers show that role as missing), and only a finding about the tier the incident is at now
+ * counts (one written for the tier before, committed after the escalation, says nothing about
+ * this one). The first at a tier waits in the heap for its escalation, at the event's own time,
+ * so that a restarted router folds the same deadline. Events written before `lead` existed
+ * escalate as they did then. */
 static void note_no_unit(struct router_state *s, uint32_t slot, const Linkage__V1__Event *ev) {
   struct router_incident *inc = &s->incidents[slot];
-  if (!router_incident_open(inc) || no_unit_tier(ev) != inc->tier || (inc->flags & RI_NO_UNIT))
+  int legacy = ev->no_unit_available->tier == LINKAGE__V1__TIER__TIER_UNSPECIFIED;
+  if (!router_incident_open(inc) || no_unit_tier(ev) != inc->tier || (inc->flags & RI_NO_UNIT) ||
+      (!legacy && !ev->no_unit_available->lead))
     return;
   uint8_t role = 0;
   for (size_t i = 0; lk_unit_types[i] && i < 254; i++)

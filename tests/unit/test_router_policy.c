@@ -655,6 +655,7 @@ static void no_unit(struct router_state *s, uint64_t pos, const char *id, const 
   nua.role = "fire_brigade";
   nua.tier = tier;
   nua.tried = tried;
+  nua.lead = !strstr(event_id, "/grid_worker/");
   ev.event_id = (char *)event_id;
   ev.incident_id = (char *)id;
   ev.type = LINKAGE__V1__EVENT_TYPE__NO_UNIT_AVAILABLE;
@@ -684,7 +685,11 @@ LK_TEST(no_unit_available_escalates_at_its_time_with_what_happened) {
   /* Nor one of an old ledger whose id names another tier. */
   no_unit(&s, 5, "inc-a", "inc-a/no_unit_available/fire_brigade/street", 0, 1, T0 + 2 * MIN);
   LK_CHECK_EQ_INT(s.deadlines.count, 1);
-  no_unit(&s, 6, "inc-a", "inc-a/no_unit_available/fire_brigade/compound",
+  /* A role that does not lead the incident is shown as missing; it escalates nothing. */
+  no_unit(&s, 6, "inc-a", "inc-a/no_unit_available/grid_worker/compound",
+          LINKAGE__V1__TIER__COMPOUND, 0, T0 + 3 * MIN);
+  LK_CHECK_EQ_INT(s.deadlines.count, 1);
+  no_unit(&s, 7, "inc-a", "inc-a/no_unit_available/fire_brigade/compound",
           LINKAGE__V1__TIER__COMPOUND, 1, T0 + 3 * MIN);
   const struct lk_deadline *top = lk_heap_peek(&s.deadlines);
   LK_CHECK(top && top->at_us == T0 + 3 * MIN && top->kind == ROUTER_DEADLINE_NO_UNIT);
