@@ -640,6 +640,7 @@ static int read_api(struct drill *d, struct observation *o) {
       text_field(row, "merged_into", s->api_merged_into, sizeof s->api_merged_into);
       s->api_overdue = bool_field(row, "overdue");
       s->api_exercise = bool_field(row, "exercise");
+      s->api_held_back = bool_field(row, "suppressed");
       sorted_list(json_object_object_get_ex(row, "missing_roles", &v) ? v : NULL, s->api_missing,
                   sizeof s->api_missing);
       json_object *dl, *at;

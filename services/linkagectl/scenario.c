@@ -11,8 +11,8 @@
 
 const char *const scenario_expect_keys[] = {
     "tier",    "state",        "organisation", "severity", "lead",     "missing", "calls",
-    "escalations", "held_back_by", "merged_into", "deadline", "overdue", "cap", "exercise",
-    NULL,
+    "escalations", "held_back_by", "held_back", "merged_into", "deadline", "overdue", "cap",
+    "exercise", NULL,
 };
 
 static const char *const actions[] = {"acknowledge", "escalate", "de-escalate", "merge", "close",
@@ -181,8 +181,8 @@ static int expect_incident(struct loader *ld, struct scenario_step *st, const ch
     if (k->kind != LK_YSCALAR || !one_of(k->text, scenario_expect_keys))
       return fail(ld, k->line,
                   "expect: unknown key \"%s\" (tier, state, organisation, severity, lead, "
-                  "missing, calls, escalations, held_back_by, merged_into, deadline, overdue, "
-                  "cap, exercise)",
+                  "missing, calls, escalations, held_back_by, held_back, merged_into, deadline, "
+                  "overdue, cap, exercise)",
                   k->kind == LK_YSCALAR ? k->text : "?");
     struct scenario_expect *e = &st->expects[st->expect_count++];
     memset(e, 0, sizeof *e);
@@ -266,6 +266,8 @@ static int load_step(struct loader *ld, struct scenario_step *st, const struct l
       if (walk(ld, st, v, "report", report_entry)) return -1;
       if (!st->name || !st->compound || !st->category || !st->severity)
         return fail(ld, v->line, "report needs name, compound, category and severity");
+      if (strcmp(st->name, "first") == 0)
+        return fail(ld, v->line, "\"first\" names the dashboard's first row; call it otherwise");
     } else if (strcmp(key, "answer") == 0) {
       st->kind = SC_ANSWER;
       if (walk(ld, st, v, "answer", answer_entry)) return -1;
@@ -578,9 +580,12 @@ int scenario_check(const struct scenario_expect *e, const struct scenario_seen *
     return WHY("%s: expected %s (%s), got %s", key, v0, want ? want : "?",
                got[0] ? got : "none");
   }
-  if (strcmp(key, "overdue") == 0 || strcmp(key, "exercise") == 0) {
+  if (strcmp(key, "overdue") == 0 || strcmp(key, "exercise") == 0 ||
+      strcmp(key, "held_back") == 0) {
     int want = strcmp(v0, "true") == 0;
-    int got = key[0] == 'o' ? seen->api_overdue : seen->api_exercise && seen->view_exercise;
+    int got = key[0] == 'o'   ? seen->api_overdue
+              : key[0] == 'h' ? seen->api_held_back
+                              : seen->api_exercise && seen->view_exercise;
     if (want == got) return 1;
     return WHY("%s: expected %s, got %s", key, v0, got ? "true" : "false");
   }

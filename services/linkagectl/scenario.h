@@ -85,7 +85,7 @@ struct scenario_seen {
   char api_state[24], api_tier[16], api_lead[72], api_missing[256], api_org[72],
       api_severity[8], api_held_back_by[72], api_merged_into[72], api_deadline_kind[16];
   double api_deadline_min; /* plan minutes after the start; meaningful with a deadline kind */
-  int api_overdue, api_exercise;
+  int api_overdue, api_exercise, api_held_back;
   char open311_notes[512]; /* Open311 status_notes (fetched only when an expectation needs it) */
   char cap_msgtype[16], cap_status[16];
   char calls[1024];       /* "role unit@tier;" for each call, in ledger order */

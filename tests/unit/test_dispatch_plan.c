@@ -78,7 +78,7 @@ LK_TEST(rosters_follow_the_governance_mode) {
 LK_TEST(demo_plans_have_roles_as_the_issue_says) {
   struct lk_district *d = load("deploy/district/wenjiang.yaml");
   if (!LK_CHECK(d != NULL)) return;
-  LK_CHECK_EQ_INT(d->plan_count, 12);
+  LK_CHECK_EQ_INT(d->plan_count, 14);
   for (size_t i = 0; i < d->plan_count; i++) {
     LK_CHECK(d->plans[i].role_count > 0);
     LK_CHECK(d->plans[i].lead_count > 0);
