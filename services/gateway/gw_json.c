@@ -136,6 +136,19 @@ void gw_json_district(struct gw_buf *b, const struct lk_district *d) {
     field(b, "mode", lk_governance_mode_name(c->mode));
     gw_buf_puts(b, "}");
   }
+  /* The units, so the page names them (in Chinese too) where the API gives ids. */
+  gw_buf_puts(b, "],\"units\":[");
+  for (size_t i = 0; i < d->unit_count; i++) {
+    const struct lk_unit *u = &d->units[i];
+    gw_buf_puts(b, i ? ",{\"id\":" : "{\"id\":");
+    gw_buf_json_str(b, u->id);
+    gw_buf_puts(b, ",\"name\":");
+    gw_buf_json_str(b, u->name);
+    gw_buf_puts(b, ",\"name_zh\":");
+    str_or_null(b, u->name_zh);
+    field(b, "type", u->type);
+    gw_buf_puts(b, "}");
+  }
   gw_buf_puts(b, "]}");
 }
 

@@ -815,6 +815,9 @@ static void do_expect(struct drill *d, const struct scenario_step *st) {
 
 /* ---- the rules every scenario holds, over the whole drill ---- */
 
+static int disagree_now(struct drill *d, struct observation *o, char live[][16][160], int *read,
+                        char *disagree, size_t dlen, char *unlive, size_t ulen);
+
 static void check_rules(struct drill *d) {
   char ids[DRILL_MAX_INCIDENTS * LK_ID_MAX];
   const char *params[1] = {ids};
@@ -884,38 +887,55 @@ static void check_rules(struct drill *d) {
   check(d, !born[0], "rule: no incident arrives at a tier already overdue%s%s",
         born[0] ? ": " : "", born);
 
+  /* The readers are read one after the other while the stack goes on: a decision committed in
+   * between would look like a disagreement. Read until they agree, or the grace passes. */
   static struct observation o;
-  int read = observe(d, &o, 0, 1) == 0;
-  char disagree[1024] = "";
-  for (size_t i = 0; read && i < d->incident_count; i++) {
-    const struct scenario_seen *s = &o.seen[i];
+  char disagree[1024];
+  int read;
+  int64_t end = lk_mono_us() + (int64_t)(d->grace_s * 1e6);
+  do {
+    if (disagree_now(d, &o, live, &read, disagree, sizeof disagree, unlive, sizeof unlive) == 0)
+      break;
+    pump(d, lk_mono_us() + 100000);
+  } while (lk_mono_us() < end);
+  check(d, read && !disagree[0],
+        "rule: every reader agrees on state, lead, missing roles and the exercise mark%s%s",
+        read ? (disagree[0] ? ": " : "") : ": ", read ? disagree : o.err);
+  check(d, read && !unlive[0], "rule: the lead shown is a unit whose lead call is live%s%s",
+        unlive[0] ? ": " : "", unlive);
+}
+
+/* One look at the readers for check_rules: 0 when they agree and the lead is live. */
+static int disagree_now(struct drill *d, struct observation *op, char live[][16][160], int *read,
+                        char *disagree, size_t dlen, char *unlive, size_t ulen) {
+  struct observation *o = op;
+  disagree[0] = unlive[0] = '\0';
+  *read = observe(d, o, 0, 1) == 0;
+  for (size_t i = 0; *read && i < d->incident_count; i++) {
+    const struct scenario_seen *s = &o->seen[i];
     if (strcmp(s->view_state, s->api_state) || strcmp(s->view_lead, s->api_lead) ||
         strcmp(s->view_missing, s->api_missing))
-      snprintf(disagree, sizeof disagree,
+      snprintf(disagree, dlen,
                "%s: the view says %s, lead %s, missing [%s]; the API says %s, lead %s, missing "
                "[%s]",
                d->incidents[i].name, s->view_state, s->view_lead, s->view_missing, s->api_state,
                s->api_lead, s->api_missing);
     /* CAP's msgType follows the same state: Cancel exactly when the incident is closed. */
     if (!strcmp(s->cap_msgtype, "Cancel") != !strcmp(s->api_state, "closed"))
-      snprintf(disagree, sizeof disagree, "%s: state %s but CAP msgType %s",
+      snprintf(disagree, dlen, "%s: state %s but CAP msgType %s",
                d->incidents[i].name, s->api_state, s->cap_msgtype);
     if (strcmp(s->cap_status, "Exercise") != 0 || !s->view_exercise || !s->api_exercise)
-      snprintf(disagree, sizeof disagree, "%s is not marked as an exercise everywhere",
+      snprintf(disagree, dlen, "%s is not marked as an exercise everywhere",
                d->incidents[i].name);
     int lead_live = !s->api_lead[0];
     for (int j = 0; j < 16 && !lead_live; j++)
       lead_live = strncmp(live[i][j], s->api_lead, strlen(s->api_lead)) == 0 &&
                   live[i][j][strlen(s->api_lead)] == ' ';
     if (!lead_live)
-      snprintf(unlive, sizeof unlive, "%s shows %s as lead, whose lead call is not live",
+      snprintf(unlive, ulen, "%s shows %s as lead, whose lead call is not live",
                d->incidents[i].name, s->api_lead);
   }
-  check(d, read && !disagree[0],
-        "rule: every reader agrees on state, lead, missing roles and the exercise mark%s%s",
-        read ? (disagree[0] ? ": " : "") : ": ", read ? disagree : o.err);
-  check(d, read && !unlive[0], "rule: the lead shown is a unit whose lead call is live%s%s",
-        unlive[0] ? ": " : "", unlive);
+  return !*read || disagree[0] || unlive[0] ? -1 : 0;
 }
 
 /* ---- the run ---- */

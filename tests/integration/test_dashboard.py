@@ -15,6 +15,7 @@ Chromium, chromedriver and python3-selenium come from Debian
 (deploy/install-deps.sh); without them this test fails, it does not skip.
 """
 
+import json
 import os
 import re
 import sys
@@ -173,12 +174,13 @@ class Page:
         return self.type("#token-input", tok, clear=True) and self.click("#token-submit")
 
 
-def send_report(st, severity, kind, building, description):
+def send_report(st, severity, kind, building, description, category=None, exercise=False):
     dev = st.device()
     try:
         rep = S.make_report("dash-%s" % uuid.uuid4().hex[:10], 1, severity=severity,
-                            category=report_pb2.ACCIDENT_DISASTER, kind=kind,
+                            category=category or report_pb2.ACCIDENT_DISASTER, kind=kind,
                             compound="lijinggang", building=building, description=description)
+        rep.exercise = exercise
         ack, _ = dev.submit(rep, timeout=10)
         return ack
     finally:
@@ -291,6 +293,8 @@ def overdue(st, c, p):
     within a second and the router raises its overdue alarm. Returns the incident id or None."""
     st.extra_env["LINKAGE_TIME_SCALE"] = "3000"
     st.restart("router")
+    # Dispatch on the same clock: the fire brigade's two plan minutes to answer pass at once.
+    st.restart("dispatch")
     ack = send_report(st, report_pb2.SEVERITY_I, "fire", "3", "smoke from the basement")
     if not c.eq(S.status_name(ack), "ACCEPTED", "a severity I report is ACCEPTED"):
         return None
@@ -304,6 +308,38 @@ def overdue(st, c, p):
                  "return g && g.querySelector('li.row').dataset.incident;", row)
     c.eq(first, ack.incident_id, "overdue rows come first in their queue")
     return ack.incident_id
+
+
+def what_matters_first(st, c, p, inc, late_inc):
+    """The page opens on one list, most urgent first; a link names an incident; what nobody
+    answers for is said on the row; a drill is marked."""
+    p.select("#group-by", "none")
+    ack = send_report(st, report_pb2.SEVERITY_IV, "noise", "30", "music after midnight",
+                      category=report_pb2.NEIGHBOUR_DISPUTE)
+    c.eq(S.status_name(ack), "ACCEPTED", "a neighbour dispute (IV) is ACCEPTED after the fire")
+    rows = lambda: p.js("return Array.from(document.querySelectorAll('li.row'))"  # noqa: E731
+                        ".map(function (e) { return e.dataset.incident; })") or []
+    if late_inc:
+        c.check(S.wait_until(lambda: ack.incident_id in rows() and rows()[0] == late_inc, 5),
+                "the first row of the page is the overdue severity I fire, not the newer or "
+                "older ones below it", rows())
+        api = json.loads(st.http("GET", "/api/incidents", token=p.token)[2])
+        c.eq(api["incidents"][0]["id"], late_inc, "and it is the API's first row too")
+        order = [r["id"] for r in api["incidents"] if r["id"] in rows()]
+        c.eq([x for x in rows() if x in order], order, "the page lists them in the API's order")
+        c.check(S.wait_until(lambda: p.has(row_of(late_inc) + ' .missing-tag[data-role="fire_brigade"]'),
+                             10),
+                "a role nobody answers for is said on the row (no fire brigade engaged)",
+                p.text(row_of(late_inc)))
+    p.d.get(st.base_url + "/#incident=" + inc)
+    c.check(S.wait_until(lambda: p.has('#detail[data-incident="%s"]' % inc), 10),
+            "a link /#incident=<id> opens that incident", p.d.current_url)
+    c.check(p.text("#detail-link") and inc in p.text("#detail-link"),
+            "the detail shows its own link", p.text("#detail-link"))
+    drill = send_report(st, report_pb2.SEVERITY_III, "gas_leak", "29", "exercise: gas drill",
+                        exercise=True)
+    c.check(S.wait_until(lambda: p.text(row_of(drill.incident_id) + " .exercise-tag") == "EXERCISE",
+                         10), "a drill's report is marked EXERCISE on its row")
 
 
 def planned_work(st, c, p, coord_name):
@@ -364,6 +400,12 @@ def chinese(st, c, p, inc, late_inc):
     if late_inc:
         c.eq(S.wait_until(lambda: p.text(row_of(late_inc) + " .overdue-tag"), 2), "超时",
              "the overdue tag reads 超时")
+    p.click(row + " .main")
+    tl = '#detail[data-incident="%s"] #timeline tbody' % inc
+    c.check(S.wait_until(lambda: "温江区消防救援大队涌泉消防站" in (p.text(tl) or ""), 5),
+            "the timeline's details name the units in Chinese", (p.text(tl) or "")[:300])
+    c.check(S.wait_until(lambda: "派单" in (p.text(tl) or ""), 2),
+            "and the event words are Chinese (from the life-cycle table)")
 
 
 def reader_view(st, c, p, inc, reader):
@@ -393,6 +435,8 @@ def body(st, c):
         actions(st, c, p, inc, coord_name)
         filters(st, c, p, inc)
         late_inc = overdue(st, c, p)
+        p.token = coord
+        what_matters_first(st, c, p, inc, late_inc)
         planned_work(st, c, p, coord_name)
         c.eq(p.severe_logs(), [], "no errors in the browser console")
         reconnect(st, c, p)

@@ -48,6 +48,22 @@
       empty_group: 'No incidents',
       overdue: 'OVERDUE',
       suppressed: 'held back',
+      held_back_by: 'held back by {id}',
+      exercise_tag: 'EXERCISE',
+      missing_tag: 'no {role} engaged',
+      group_none: 'None: most urgent first',
+      assignments: 'Units called',
+      a_state: 'State',
+      a_tier: 'Tier',
+      a_role: 'Role',
+      a_unit: 'Unit',
+      lead_mark: 'lead',
+      a_declined: 'declined or no answer',
+      call_again: 'Call again',
+      link: 'Link to this incident',
+      act_call: 'Call a role again',
+      arg_call: 'role, e.g. fire_brigade',
+      need_arg_call: 'Name the role to call (fire_brigade, property_company, ...).',
       acknowledged_tag: 'acknowledged',
       deadline_acknowledge: 'acknowledge in',
       deadline_resolve: 'resolve in',
@@ -139,13 +155,6 @@
       neighbour_dispute: 'Neighbour dispute',
       latent_hazard: 'Latent hazard',
       // states
-      st_reported: 'reported',
-      st_routed: 'routed',
-      st_dispatched: 'dispatched',
-      st_acknowledged: 'acknowledged',
-      st_on_scene: 'on scene',
-      st_resolved: 'resolved',
-      st_closed: 'closed',
       // severities
       sev_I: 'I especially major',
       sev_II: 'II major',
@@ -158,25 +167,6 @@
       kind_fire: 'fire',
       kind_blocked_fire_lane: 'blocked fire lane',
       // timeline event types
-      ev_reported: 'reported',
-      ev_merged: 'merged',
-      ev_routed: 'routed',
-      ev_escalated: 'escalated',
-      ev_severity_changed: 'severity changed',
-      ev_dispatched: 'dispatched',
-      ev_unit_acknowledged: 'unit acknowledged',
-      ev_unit_declined: 'unit declined',
-      ev_unit_on_scene: 'unit on scene',
-      ev_unit_resolved: 'unit resolved',
-      ev_coordinator_note: 'note',
-      ev_resolved: 'resolved',
-      ev_closed: 'closed',
-      ev_acknowledged: 'acknowledged',
-      ev_de_escalated: 'de-escalated',
-      ev_overdue: 'overdue',
-      ev_suppressed: 'suppressed',
-      ev_no_unit_available: 'no unit available',
-      ev_backup_requested: 'backup requested',
       role_coordinator: 'coordinator',
       role_reporter: 'reporter',
       role_reader: 'reader',
@@ -213,6 +203,22 @@
       empty_group: '无事件',
       overdue: '超时',
       suppressed: '暂缓升级',
+      held_back_by: '因 {id} 暂缓升级',
+      exercise_tag: '演练',
+      missing_tag: '无{role}到位',
+      group_none: '不分组：最紧急在前',
+      assignments: '已呼叫单位',
+      a_state: '状态',
+      a_tier: '层级',
+      a_role: '角色',
+      a_unit: '单位',
+      lead_mark: '牵头',
+      a_declined: '拒单或未应答',
+      call_again: '重新呼叫',
+      link: '本事件链接',
+      act_call: '重新呼叫某角色',
+      arg_call: '角色，如 fire_brigade',
+      need_arg_call: '请填写要呼叫的角色（fire_brigade、property_company 等）。',
       acknowledged_tag: '已受理',
       deadline_acknowledge: '受理剩余',
       deadline_resolve: '处置剩余',
@@ -301,13 +307,6 @@
       property_service: '物业服务',
       neighbour_dispute: '邻里纠纷',
       latent_hazard: '安全隐患',
-      st_reported: '已上报',
-      st_routed: '已分级',
-      st_dispatched: '已派单',
-      st_acknowledged: '已受理',
-      st_on_scene: '已到场',
-      st_resolved: '已处置',
-      st_closed: '已关闭',
       sev_I: 'I 特别重大',
       sev_II: 'II 重大',
       sev_III: 'III 较大',
@@ -317,25 +316,6 @@
       kind_flooding: '水浸',
       kind_fire: '火灾',
       kind_blocked_fire_lane: '消防通道堵塞',
-      ev_reported: '上报',
-      ev_merged: '合并',
-      ev_routed: '分级',
-      ev_escalated: '升级',
-      ev_severity_changed: '等级变更',
-      ev_dispatched: '派单',
-      ev_unit_acknowledged: '单位接单',
-      ev_unit_declined: '单位拒单',
-      ev_unit_on_scene: '单位到场',
-      ev_unit_resolved: '单位处置完毕',
-      ev_coordinator_note: '备注',
-      ev_resolved: '已处置',
-      ev_closed: '关闭',
-      ev_acknowledged: '受理',
-      ev_de_escalated: '降级',
-      ev_overdue: '超时',
-      ev_suppressed: '暂缓升级',
-      ev_no_unit_available: '无可用单位',
-      ev_backup_requested: '请求增援',
       role_coordinator: '值班员',
       role_reporter: '上报员',
       role_reader: '只读',
@@ -347,13 +327,23 @@
   const CATEGORIES = ['natural_disaster', 'accident_disaster', 'public_health', 'social_safety',
     'property_service', 'neighbour_dispute', 'latent_hazard'];
   const SEVERITIES = ['I', 'II', 'III', 'IV'];
-  const ACTIONS = ['acknowledge', 'escalate', 'de-escalate', 'merge', 'close', 'note'];
+  const ACTIONS = ['acknowledge', 'escalate', 'de-escalate', 'merge', 'close', 'note', 'call'];
   // The form field each action sends its text in (the API's names).
   const ACTION_ARG = {
     acknowledge: 'note', escalate: 'reason', 'de-escalate': 'reason', merge: 'into',
-    close: 'reason', note: 'text',
+    close: 'reason', note: 'text', call: 'role',
   };
-  const ACTION_REQUIRED = { merge: true, close: true, note: true };
+  const ACTION_REQUIRED = { merge: true, close: true, note: true, call: true };
+
+  /* The words of states, event types and roles come from the gateway's life-cycle table
+   * (/lifecycle.js), the one every reader is made from. */
+  const LIFECYCLE = window.LINKAGE_LIFECYCLE || { states: {}, types: {}, roles: {} };
+  for (const [prefix, table] of [['st_', LIFECYCLE.states], ['ev_', LIFECYCLE.types], ['role_', LIFECYCLE.roles]]) {
+    for (const word of Object.keys(table)) {
+      I18N.en[prefix + word] = table[word].en;
+      I18N.zh[prefix + word] = table[word].zh;
+    }
+  }
 
   /* ------------------------------------------------------------------ state */
 
@@ -363,6 +353,7 @@
     me: null,               // {name, role}
     district: null,         // the /api/district answer
     names: new Map(),       // area id -> {name, name_zh}
+    units: new Map(),       // unit id -> {name, name_zh, type}
     compoundCommunity: new Map(),
     rows: new Map(),        // incident id -> row
     elems: new Map(),       // incident id -> its row element (kept, so references stay valid)
@@ -402,6 +393,13 @@
   const sevLabel = (x) => tw('sev_', x);
   const kindLabel = (x) => tw('kind_', x);
   const evLabel = (x) => tw('ev_', x);
+  const roleLabel = (x) => tw('role_', x);
+
+  function unitName(id) {
+    const u = S.units.get(id);
+    if (!u) return id || '';
+    return (S.lang === 'zh' ? u.name_zh || u.name : u.name || u.name_zh) || id;
+  }
 
   function areaName(id) {
     if (!id) return '';
@@ -565,9 +563,24 @@
     const p = new URLSearchParams(h);
     const tok = p.get('token');
     if (tok === null) return null;
-    // Out of the visible URL (and of the history), into this tab's storage only.
-    window.history.replaceState(null, '', window.location.pathname + window.location.search);
+    // Out of the visible URL (and of the history), into this tab's storage only; a link to an
+    // incident keeps its part.
+    p.delete('token');
+    const rest = p.toString();
+    window.history.replaceState(null, '', window.location.pathname + window.location.search +
+      (rest ? '#' + rest : ''));
     return tok;
+  }
+
+  /* "#incident=<id>": the incident a link points at, opened once the rows are in. */
+  function incidentFromFragment() {
+    const p = new URLSearchParams(window.location.hash.replace(/^#/, ''));
+    return p.get('incident');
+  }
+
+  function openLinked() {
+    const id = incidentFromFragment();
+    if (id && S.selected !== id) openDetail(id);
   }
 
   function askToken(message) {
@@ -627,6 +640,8 @@
     const put = (a) => {
       if (a && a.id) S.names.set(a.id, { name: a.name, name_zh: a.name_zh });
     };
+    S.units.clear();
+    for (const u of S.district.units || []) S.units.set(u.id, u);
     put(S.district.district);
     (S.district.streets || []).forEach(put);
     (S.district.communities || []).forEach(put);
@@ -663,6 +678,7 @@
     document.body.dataset.ready = '1';
     scheduleRender();
     if (S.selected) loadDetail(S.selected);
+    else openLinked();
     return true;
   }
 
@@ -829,21 +845,30 @@
 
   const SEV_RANK = { I: 0, II: 1, III: 2, IV: 3 };
 
-  /* Overdue first, then the most severe, then the deadline that runs out first. */
+  const TIER_RANK = { compound: 1, community: 2, street: 3, district: 4 };
+
+  /* The server's order (gw_incident_urgency_cmp; /api/incidents comes sorted so): overdue
+   * first, then the most severe, then the highest tier, then the deadline that runs out first,
+   * then the earliest report. Closed incidents last. Kept here so the list stays in order
+   * between snapshots as deadlines pass; the browser test checks the two agree. */
   function compareRows(a, b) {
-    const oa = isOverdue(a) ? 0 : 1;
-    const ob = isOverdue(b) ? 0 : 1;
-    if (oa !== ob) return oa - ob;
     const ca = a.state === 'closed' ? 1 : 0;
     const cb = b.state === 'closed' ? 1 : 0;
     if (ca !== cb) return ca - cb;
+    const oa = isOverdue(a) ? 0 : 1;
+    const ob = isOverdue(b) ? 0 : 1;
+    if (oa !== ob) return oa - ob;
     const sa = SEV_RANK[a.severity] === undefined ? 9 : SEV_RANK[a.severity];
     const sb = SEV_RANK[b.severity] === undefined ? 9 : SEV_RANK[b.severity];
     if (sa !== sb) return sa - sb;
+    const ta = TIER_RANK[a.tier] || 0;
+    const tb = TIER_RANK[b.tier] || 0;
+    if (ta !== tb) return tb - ta;
     const da = a.deadline ? a.deadline.at : Infinity;
     const db = b.deadline ? b.deadline.at : Infinity;
     if (da !== db) return da < db ? -1 : 1;
-    return (b.reported_at || 0) - (a.reported_at || 0);
+    if ((a.reported_at || 0) !== (b.reported_at || 0)) return (a.reported_at || 0) - (b.reported_at || 0);
+    return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
   }
 
   /* ------------------------------------------------------------------ queues */
@@ -860,7 +885,9 @@
   function groupsFor(rows) {
     const by = $('#group-by').value;
     const groups = [];
-    if (by === 'community') {
+    if (by === 'none') {
+      groups.push({ key: 'all', label: t('group_none'), rows: rows.slice() });
+    } else if (by === 'community') {
       for (const c of S.district.communities || []) groups.push({ key: 'c:' + c.id, label: areaName(c.id), rows: [] });
       groups.push({ key: 'c:', label: t('unknown_community'), rows: [], optional: true });
       const idx = new Map(groups.map((g, i) => [g.key, i]));
@@ -938,7 +965,11 @@
     const tags = el('span', { className: 'tags' },
       el('span', { className: 'tag overdue-tag' }, t('overdue')),
       r.acknowledged ? el('span', { className: 'tag ack-tag' }, t('acknowledged_tag')) : null,
-      r.suppressed ? el('span', { className: 'tag sup-tag' }, t('suppressed')) : null,
+      r.exercise ? el('span', { className: 'tag exercise-tag' }, t('exercise_tag')) : null,
+      ...(r.missing_roles || []).map((x) => el('span', { className: 'tag missing-tag', 'data-role': x },
+        t('missing_tag', { role: roleLabel(x) }))),
+      r.suppressed ? el('span', { className: 'tag sup-tag' },
+        r.held_back_by ? t('held_back_by', { id: r.held_back_by }) : t('suppressed')) : null,
       r.merged_into ? el('span', { className: 'tag' }, t('merged_into') + ' ' + r.merged_into) : null);
     li.appendChild(el('span', { className: 'badge sev-badge' }, r.severity || '?'));
     li.appendChild(el('div', { className: 'main' },
@@ -1088,8 +1119,29 @@
         ' (' + formatTime(r.deadline.at) + ')',
         isOverdue(r) ? el('span', { className: 'tag overdue-tag' }, t('overdue')) : null));
     }
-    field('lead_unit', r.lead_unit);
+    field('lead_unit', r.lead_unit ? unitName(r.lead_unit) : '');
     if (r.merged_into) field('merged_into', r.merged_into);
+    if (r.held_back_by) field('suppressed', t('held_back_by', { id: r.held_back_by }));
+    for (const x of r.missing_roles || []) {
+      const b = isCoordinator() ? el('button', { type: 'button', 'data-action': 'call', 'data-role': x }, t('call_again')) : null;
+      if (b) b.addEventListener('click', () => runAction(r.id, 'call', x, b, null));
+      field('missing_tag', null, el('span', { className: 'missing', 'data-role': x },
+        t('missing_tag', { role: roleLabel(x) }) + ' ', b));
+    }
+    if (r.exercise) field('exercise_tag', t('exercise_tag'));
+    field('link', null, el('a', { href: '#incident=' + encodeURIComponent(r.id), id: 'detail-link' },
+      window.location.pathname + '#incident=' + r.id));
+
+    const at = $('#assignments tbody');
+    clear(at);
+    for (const a of r.assignments || []) {
+      at.appendChild(el('tr', { 'data-unit': a.unit, 'data-state': a.state },
+        el('td', null, unitName(a.unit), a.lead ? el('span', { className: 'tag' }, t('lead_mark')) : null),
+        el('td', null, roleLabel(a.role)),
+        el('td', null, tierLabel(a.tier)),
+        el('td', null, a.state === 'declined' ? t('a_declined') : stateLabel(a.state))));
+    }
+    $('#assignments').hidden = !(r.assignments && r.assignments.length);
 
     drawActions(r);
 
@@ -1100,7 +1152,7 @@
         el('td', { title: formatTime(s.at) }, clockTime(s.at)),
         el('td', null, evLabel(s.type)),
         el('td', null, s.actor || ''),
-        el('td', null, s.detail || '')));
+        el('td', null, (S.lang === 'zh' ? s.detail_zh || s.detail : s.detail) || '')));
     }
   }
 
@@ -1372,6 +1424,7 @@
     window.addEventListener('hashchange', () => {
       const next = tokenFromFragment();
       if (next) useToken(next);
+      else if (S.token) openLinked();
     });
   }
 
