@@ -23,30 +23,13 @@
 #include "linkage/heap.h"
 #include "linkage/map.h"
 #include "linkage/plan.h"
+#include "linkage/roster.h"
 
-#define DISPATCH_ROLE_MAX 32  /* role name length, including the NUL */
-#define DISPATCH_MAX_ROLES 16 /* roles one incident can call at its tier */
+#define DISPATCH_ROLE_MAX LK_ROLE_MAX
+#define DISPATCH_MAX_ROLES LK_MAX_NEEDS
 #define DISPATCH_NOTE_MAX 500 /* bytes of an answer's note (unit.proto) */
 
-/* ---- the plan's roles (district data, include/linkage/plan.h) ----
- * A plan role is a unit type ("fire_brigade") or "compound_roster", which the
- * compound's governance mode expands (dispatch_roster): established community
- * -> community_duty + grid_worker; special committee -> special_committee +
- * property_company; traditional -> property_company + owners_committee +
- * community_duty. Each role is called from a tier up, with per-unit deadlines. */
-
-/* One role to fill for an incident at its current tier (after roster expansion). */
-struct dispatch_need {
-  char role[DISPATCH_ROLE_MAX]; /* a unit type */
-  int lead;
-  int acknowledge_min, arrive_min, resolve_min;
-};
-
-/* The roles an incident of this plan needs at this tier in this compound, the
- * lead marked (the first role of the plan's lead list that is needed), each
- * unit type once. Returns the count written to out (<= max). */
-size_t dispatch_needs(const struct lk_plan *plan, const struct lk_compound *c,
-                      Linkage__V1__Tier tier, struct dispatch_need *out, size_t max);
+/* The roles a plan calls, rosters expanded: linkage/roster.h (lk_roster_needs). */
 
 /* Plan minutes -> real microseconds under the policy's time scale. */
 struct dispatch_policy;
@@ -54,9 +37,6 @@ int64_t dispatch_plan_us(const struct dispatch_policy *p, int minutes);
 
 /* The minute of the local day (0..1439) at now_us, for duty hours. */
 int dispatch_minute_of_day(int64_t now_us, int utc_offset_min);
-
-/* Unit types of a governance mode's compound roster; NULL-terminated, static. */
-const char *const *dispatch_roster(enum lk_governance_mode mode);
 
 /* ---- units as dispatch sees them ---- */
 
@@ -136,7 +116,7 @@ struct dispatch_incident {
   uint32_t *assignments; /* indexes into dispatch_state.assignments */
   uint32_t assignment_count, assignment_cap;
   uint32_t close_handle; /* the automatic close deadline after `resolved` */
-  uint32_t no_unit_mask; /* needs (by index in dispatch_needs at the current tier) whose
+  uint32_t no_unit_mask; /* needs (by index in lk_roster_needs at the current tier) whose
                             no_unit_available is committed at this tier */
   struct dispatch_call *calls; /* coordinators' calls, in the order they were committed */
   uint32_t call_count, call_cap;

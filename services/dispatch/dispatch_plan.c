@@ -20,72 +20,6 @@ int dispatch_minute_of_day(int64_t now_us, int utc_offset_min) {
   return (int)(m < 0 ? m + 1440 : m);
 }
 
-/* ---- rosters and needs ---- */
-
-static const char *const roster_established[] = {"community_duty", "grid_worker", NULL};
-static const char *const roster_committee[] = {"special_committee", "property_company", NULL};
-static const char *const roster_traditional[] = {"property_company", "owners_committee",
-                                                 "community_duty", NULL};
-static const char *const roster_none[] = {NULL};
-
-const char *const *dispatch_roster(enum lk_governance_mode mode) {
-  switch (mode) {
-  case LK_MODE_ESTABLISHED_COMMUNITY: return roster_established;
-  case LK_MODE_SPECIAL_COMMITTEE: return roster_committee;
-  case LK_MODE_TRADITIONAL: return roster_traditional;
-  case LK_MODE_UNSPECIFIED: break;
-  }
-  return roster_none;
-}
-
-static int is_roster(const char *role) {
-  return strcmp(role, "compound_roster") == 0;
-}
-
-static const struct lk_plan_role *plan_role(const struct lk_plan *plan, const char *name) {
-  for (size_t i = 0; i < plan->role_count; i++)
-    if (strcmp(plan->roles[i].role, name) == 0) return &plan->roles[i];
-  return NULL;
-}
-
-size_t dispatch_needs(const struct lk_plan *plan, const struct lk_compound *c,
-                      Linkage__V1__Tier tier, struct dispatch_need *out, size_t max) {
-  if (!plan || !c) return 0;
-  const char *const *roster = dispatch_roster(c->mode);
-  size_t n = 0;
-  for (size_t i = 0; i < plan->role_count; i++) {
-    const struct lk_plan_role *r = &plan->roles[i];
-    if (r->from_tier > tier) continue;
-    const char *single[] = {r->role, NULL};
-    const char *const *types = is_roster(r->role) ? roster : single;
-    for (; *types; types++) {
-      size_t k;
-      for (k = 0; k < n; k++)
-        if (strcmp(out[k].role, *types) == 0) break;
-      if (k < n || n == max) continue; /* each unit type once; the first role listed wins */
-      memset(&out[n], 0, sizeof out[n]);
-      snprintf(out[n].role, sizeof out[n].role, "%s", *types);
-      out[n].acknowledge_min = r->acknowledge_min;
-      out[n].arrive_min = r->arrive_min;
-      out[n].resolve_min = r->resolve_min;
-      n++;
-    }
-  }
-  /* The lead: the first role of the lead list needed at this tier (a roster leads through its
-   * first type); without one, the first need. */
-  const char *lead = NULL;
-  for (size_t i = 0; i < plan->lead_count && !lead; i++) {
-    const struct lk_plan_role *r = plan_role(plan, plan->lead[i]);
-    if (!r || r->from_tier > tier) continue;
-    lead = is_roster(r->role) ? roster[0] : r->role;
-  }
-  size_t k = 0;
-  for (; lead && k < n; k++)
-    if (strcmp(out[k].role, lead) == 0) break;
-  if (n) out[lead && k < n ? k : 0].lead = 1;
-  return n;
-}
-
 /* ---- units ---- */
 
 static int excluded(const char *id, const char *const *exclude, size_t n) {
@@ -192,8 +126,8 @@ size_t dispatch_decide(const struct dispatch_state *s, uint32_t slot,
     return 0;
   const struct lk_plan *plan = plan_of(s, inc);
   const struct lk_compound *c = &s->district->compounds[inc->compound];
-  struct dispatch_need needs[DISPATCH_MAX_ROLES];
-  size_t nn = dispatch_needs(plan, c, inc->tier, needs, DISPATCH_MAX_ROLES);
+  struct lk_need needs[DISPATCH_MAX_ROLES];
+  size_t nn = lk_roster_needs(plan, c, inc->tier, needs, DISPATCH_MAX_ROLES);
   int minute = dispatch_minute_of_day(now_us, s->policy.utc_offset_min);
   size_t n = 0;
   int pending = 0; /* a role still waits for a unit (or for its no_unit_available) */
@@ -290,7 +224,7 @@ size_t dispatch_decide(const struct dispatch_state *s, uint32_t slot,
   /* The resolution barrier: the lead has resolved and nobody's part is still open (declined
    * assignments, replaced or not, do not hold it up; nor does a grid worker's, whose part is
    * to check the result: its VERIFIED closes the incident). */
-  const struct dispatch_need *lead = NULL;
+  const struct lk_need *lead = NULL;
   for (size_t i = 0; i < nn && !lead; i++)
     if (needs[i].lead) lead = &needs[i];
   if (!lead || inc->assignment_count == 0) return 0;

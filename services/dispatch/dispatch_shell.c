@@ -659,6 +659,12 @@ int dispatch_start(struct lk_runtime *rt) {
     lk_error("cannot load the district", "err=\"%s\"", err);
     return LK_EINVAL;
   }
+  char gap[256];
+  size_t gaps = lk_district_gaps(ds->district, gap, sizeof gap);
+  if (gaps)
+    lk_warn("the district has roles nobody is on duty for at some hours; linkagectl plan check "
+            "lists them",
+            "gaps=%zu first=\"%s\"", gaps, gap);
   struct dispatch_policy policy = {
       .time_scale = cfg->time_scale,
       .verify_window_us = (int64_t)((double)cfg->verify_window_min * 60e6 / cfg->time_scale),

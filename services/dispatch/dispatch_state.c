@@ -313,8 +313,8 @@ static void note_no_unit(struct dispatch_state *s, uint32_t slot, const Linkage_
   }
   const struct lk_plan *plan =
       lk_plan_find(s->district->plans, s->district->plan_count, inc->category, inc->kind);
-  struct dispatch_need needs[DISPATCH_MAX_ROLES];
-  size_t n = dispatch_needs(plan, &s->district->compounds[inc->compound], inc->tier, needs,
+  struct lk_need needs[DISPATCH_MAX_ROLES];
+  size_t n = lk_roster_needs(plan, &s->district->compounds[inc->compound], inc->tier, needs,
                             DISPATCH_MAX_ROLES);
   for (size_t i = 0; i < n; i++)
     if (strcmp(needs[i].role, ev->no_unit_available->role) == 0) {

@@ -123,6 +123,12 @@ int ctl_http(const char *base, const char *method, const char *path, const char 
              size_t errlen);
 void ctl_http_reply_free(struct ctl_http_reply *rep);
 
+/* plan check: the roles no unit could take, by plan, compound, tier and time of day
+ * (ctl_plan_check.c). */
+int ctl_plan_check_main(int argc, char **argv);
+/* The minutes of the day marked in gap[1440] as "HH:MM-HH:MM,..." (24:00 ends the day). */
+void ctl_minutes_ranges(const unsigned char *gap, char *out, size_t len);
+
 /* drill FILE: plays a scenario against a running stack (ctl_drill.c). */
 int ctl_drill_main(int argc, char **argv);
 

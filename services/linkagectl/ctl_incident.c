@@ -142,6 +142,7 @@ static const char plan_help[] =
     "    linkagectl plan declare WINDOW_ID --compound ID [--building B] [--kind K]\n"
     "                    [--from WHEN] --to WHEN --reason TEXT [COMMON OPTIONS]\n"
     "    linkagectl plan lift WINDOW_ID [--reason TEXT] [COMMON OPTIONS]\n"
+    "    linkagectl plan check [--district FILE]   (the district's gaps; see plan check --help)\n"
     "\n"
     "DESCRIPTION\n"
     "    Inside a declared window, reports from the compound (or only the\n"
@@ -577,6 +578,7 @@ int ctl_plan_main(int argc, char **argv) {
     fputs(common_help, argc < 2 ? stderr : stdout);
     return argc < 2 ? CTL_EXIT_USAGE : CTL_EXIT_OK;
   }
+  if (strcmp(argv[1], "check") == 0) return ctl_plan_check_main(argc - 1, argv + 1);
   /* "plan declare ..." parses as the subcommand "declare". */
   if (strcmp(argv[1], "declare") == 0) {
     rc = parse_args(&specs[6], argc - 1, argv + 1, &p);
@@ -610,7 +612,8 @@ int ctl_plan_main(int argc, char **argv) {
     cmd.body_case = LINKAGE__V1__COMMAND__BODY_LIFT_PLANNED_WORK;
     cmd.lift_planned_work = &lift;
   } else {
-    fprintf(stderr, "linkagectl plan: unknown action \"%s\"; expected declare or lift\n", argv[1]);
+    fprintf(stderr, "linkagectl plan: unknown action \"%s\"; expected declare, lift or check\n",
+            argv[1]);
     return CTL_EXIT_USAGE;
   }
   ctl_log_init();

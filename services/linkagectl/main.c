@@ -24,7 +24,7 @@ static const struct ctl_command commands[] = {
     {"close", ctl_incident_main, "close an incident, with a reason"},
     {"note", ctl_incident_main, "add a note to an incident's timeline"},
     {"call", ctl_incident_main, "call a role or a unit of an incident again"},
-    {"plan", ctl_plan_main, "declare or lift a planned-work window"},
+    {"plan", ctl_plan_main, "plan declare|lift: planned work; plan check: the district's gaps"},
     {"drill", ctl_drill_main, "play a scenario against the running stack and compare outcomes"},
     {"unit", ctl_unit_main, "act as a responder unit (listen, list, answer); unit add|revoke keys"},
     {"device", ctl_registry_main, "device add|revoke: register or revoke a device's CURVE key"},

@@ -404,14 +404,13 @@ def check_deadlines(events, now_us, c):
         if body == "reported":
             inc[ev.incident_id] = {"tier": None, "ack_by": 0, "res_by": 0, "acked": False,
                                    "ended": False, "from": set(), "epoch": 0, "overdue": set(),
-                                   "nua": False, "ack_cands": []}
+                                   "nua": False}
             continue
         if i is None:
             continue
         if body == "routed":
             i.update(tier=ev.routed.tier, ack_by=ev.routed.acknowledge_by_us,
-                     res_by=ev.routed.resolve_by_us, acked=False, nua=False,
-                     ack_cands=[ev.routed.acknowledge_by_us])
+                     res_by=ev.routed.resolve_by_us, acked=False, nua=False)
             i["epoch"] += 1
         elif body == "escalated":
             n_esc += 1
@@ -422,24 +421,28 @@ def check_deadlines(events, now_us, c):
             if x.from_tier != i["tier"] or x.to_tier != x.from_tier + 1:
                 wrong_step.append("%s: %s -> %s while at %s" % (ev.event_id, x.from_tier,
                                                                  x.to_tier, i["tier"]))
-            # An escalation may answer the tier's deadline or a no_unit_available (which
-            # makes the acknowledge deadline due at once): the router decides on what it
-            # has folded, while dispatch's event may be committed just before its decision.
-            due = min(i["ack_cands"]) if x.reason.startswith("acknowledge") else i["res_by"]
-            if i["nua"] and x.reason.startswith("acknowledge"):
+            # An escalation answers a deadline of its tier (and names it, with when it fell
+            # due), or, naming none, a no_unit_available for the lead role at that tier.
+            if x.deadline:
+                due = i["ack_by"] if x.deadline == "acknowledge" else i["res_by"]
+                if x.due_us != due or ev.at_us < due:
+                    early.append("%s: at %d, due %d (says %d)" % (ev.event_id, ev.at_us, due,
+                                                                  x.due_us))
+            else:
                 n_esc_nua += 1
-            if ev.at_us < due:
-                early.append("%s: at %d, due %d" % (ev.event_id, ev.at_us, due))
+                if not i["nua"] or ev.at_us < i["nua"]:
+                    early.append("%s: \"%s\" without a lead no_unit_available at its tier"
+                                 % (ev.event_id, x.reason))
             i.update(tier=x.to_tier, ack_by=x.acknowledge_by_us, res_by=x.resolve_by_us,
-                     acked=False, nua=False, ack_cands=[x.acknowledge_by_us])
+                     acked=False, nua=False)
             i["epoch"] += 1
         elif body in ("acknowledged", "unit_acknowledged"):
             i["acked"] = True
         elif body == "no_unit_available":
             n_nua += 1
-            if not i["ended"]:
-                i.update(acked=False, ack_by=ev.at_us, nua=True)
-                i["ack_cands"].append(ev.at_us)
+            if not i["ended"] and ev.no_unit_available.lead and \
+                    ev.no_unit_available.tier == i["tier"] and not i["nua"]:
+                i["nua"] = ev.at_us
         elif body in ("resolved", "closed", "merged"):
             i["ended"] = True
         elif body == "overdue":

@@ -4,11 +4,13 @@ pipeline.
 Devices send reports at a fixed moderate rate through the whole stack (ledger, intake, router,
 dispatch, gateway) twice: once with nobody on the feed, once with a subscriber that reads one
 message a second (a raw SUB with a small receive high-water mark, subscribed to everything).
-The devices' ack latencies (p50, p99) of both runs are printed as notes with their ratio: a
-benchmark, not a pass mark, so no timing is asserted. What is asserted: every report of both
-runs is acknowledged and committed, and the slow subscriber did not get every event published
-while it was connected: the feed's PUB socket dropped its messages at the high-water mark
-instead of waiting for it, and the events that followed never reached it.
+The devices' ack latencies (p50, p99) of both runs are printed as notes with their ratio.
+What `make test` asserts holds on any machine, however busy: every report of both runs is
+acknowledged and committed, and the slow subscriber does not hold the devices back beyond a
+generous bound (p99 with it at most ten times the p99 without, or 500 ms). Whether the slow
+subscriber was dropped from depends on how fast this machine fills its queue; it is printed,
+and asserted only in `make chaos` (LINKAGE_CHAOS_LONG=1): the feed's PUB socket drops its
+messages at the high-water mark instead of waiting, and the events that followed never reach it.
 """
 
 import os
@@ -170,20 +172,23 @@ def body(st, c):
     got = [p for p in slow.positions if start < p <= end]
     S.note("slow subscriber: %d of the %d events published while it was connected reached it "
            "(read 1/s, then drained)" % (len(got), published))
-    c.check(published > 0 and len(got) < published,
-            "the slow subscriber was dropped from (it did not get every event)",
-            "%d of %d" % (len(got), published))
-    # PUB drops the newest messages once the queue is full: the subscriber holds an early part
-    # and nothing of what followed, however long it waits.
-    c.check(not got or max(got) < end, "the events after its queue filled never reached it",
-            "last received %s, head %d" % (max(got) if got else None, end))
-
+    if os.environ.get("LINKAGE_CHAOS_LONG"):
+        c.check(published > 0 and len(got) < published,
+                "the slow subscriber was dropped from (it did not get every event)",
+                "%d of %d" % (len(got), published))
+        # PUB drops the newest messages once the queue is full: the subscriber holds an early
+        # part and nothing of what followed, however long it waits.
+        c.check(not got or max(got) < end, "the events after its queue filled never reached it",
+                "last received %s, head %d" % (max(got) if got else None, end))
     p50a, p99a = percentile(lat1, 0.5) * 1000, percentile(lat1, 0.99) * 1000
     p50b, p99b = percentile(lat2, 0.5) * 1000, percentile(lat2, 0.99) * 1000
     S.note("ack latency at %.0f reports/s without a subscriber: p50 %.1f ms, p99 %.1f ms"
            % (RATE, p50a, p99a))
     S.note("ack latency with a slow subscriber: p50 %.1f ms, p99 %.1f ms (ratio p50 %.2f, "
            "p99 %.2f)" % (p50b, p99b, p50b / p50a if p50a else 0, p99b / p99a if p99a else 0))
+    c.check(p99b <= max(10 * p99a, 500.0),
+            "a slow subscriber does not hold the devices back (p99 within 10x, or 500 ms)",
+            "p99 %.1f ms with it, %.1f ms without" % (p99b, p99a))
 
     # Everything acknowledged is committed.
     committed = {r[0] for r in st.sql("select incident_id from ledger where type = 'reported' "

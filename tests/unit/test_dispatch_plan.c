@@ -26,7 +26,7 @@ static const struct lk_plan *plan_by_id(const struct lk_district *d, const char 
 }
 
 /* "a,b,c" of the needs' roles, the lead marked with '*'. */
-static void needs_text(const struct dispatch_need *n, size_t count, char *out, size_t len) {
+static void needs_text(const struct lk_need *n, size_t count, char *out, size_t len) {
   size_t at = 0;
   out[0] = '\0';
   for (size_t i = 0; i < count && at < len; i++)
@@ -36,8 +36,8 @@ static void needs_text(const struct dispatch_need *n, size_t count, char *out, s
 
 static void needs_at(const struct lk_district *d, const char *plan, const char *compound,
                      Linkage__V1__Tier tier, char *out, size_t len) {
-  struct dispatch_need n[DISPATCH_MAX_ROLES];
-  size_t count = dispatch_needs(plan_by_id(d, plan), lk_district_compound(d, compound), tier, n,
+  struct lk_need n[DISPATCH_MAX_ROLES];
+  size_t count = lk_roster_needs(plan_by_id(d, plan), lk_district_compound(d, compound), tier, n,
                                 DISPATCH_MAX_ROLES);
   needs_text(n, count, out, len);
 }
@@ -46,10 +46,10 @@ static void needs_at(const struct lk_district *d, const char *plan, const char *
 static void picks_at(const struct lk_district *d, const char *plan, const char *compound,
                      const char *building, Linkage__V1__Tier tier, int minute, char *out,
                      size_t len) {
-  struct dispatch_need n[DISPATCH_MAX_ROLES];
+  struct lk_need n[DISPATCH_MAX_ROLES];
   const struct lk_compound *c = lk_district_compound(d, compound);
   struct dispatch_unit_status st[64] = {{0}};
-  size_t count = dispatch_needs(plan_by_id(d, plan), c, tier, n, DISPATCH_MAX_ROLES);
+  size_t count = lk_roster_needs(plan_by_id(d, plan), c, tier, n, DISPATCH_MAX_ROLES);
   size_t at = 0;
   out[0] = '\0';
   for (size_t i = 0; i < count && at < len; i++) {
@@ -59,20 +59,20 @@ static void picks_at(const struct lk_district *d, const char *plan, const char *
 }
 
 LK_TEST(rosters_follow_the_governance_mode) {
-  const char *const *r = dispatch_roster(LK_MODE_ESTABLISHED_COMMUNITY);
+  const char *const *r = lk_roster(LK_MODE_ESTABLISHED_COMMUNITY);
   LK_CHECK_STR(r[0], "community_duty");
   LK_CHECK_STR(r[1], "grid_worker");
   LK_CHECK(r[2] == NULL);
-  r = dispatch_roster(LK_MODE_SPECIAL_COMMITTEE);
+  r = lk_roster(LK_MODE_SPECIAL_COMMITTEE);
   LK_CHECK_STR(r[0], "special_committee");
   LK_CHECK_STR(r[1], "property_company");
   LK_CHECK(r[2] == NULL);
-  r = dispatch_roster(LK_MODE_TRADITIONAL);
+  r = lk_roster(LK_MODE_TRADITIONAL);
   LK_CHECK_STR(r[0], "property_company");
   LK_CHECK_STR(r[1], "owners_committee");
   LK_CHECK_STR(r[2], "community_duty");
   LK_CHECK(r[3] == NULL);
-  LK_CHECK(dispatch_roster(LK_MODE_UNSPECIFIED)[0] == NULL);
+  LK_CHECK(lk_roster(LK_MODE_UNSPECIFIED)[0] == NULL);
 }
 
 LK_TEST(demo_plans_have_roles_as_the_issue_says) {
@@ -214,8 +214,8 @@ LK_TEST(every_plan_in_every_mode_and_tier_finds_its_units) {
                 (int)plan->roles[r].from_tier <= t)
               lead = strcmp(plan->lead[l], "compound_roster") == 0 ? expected_roster(c->mode)[0]
                                                                    : plan->lead[l];
-        struct dispatch_need n[DISPATCH_MAX_ROLES];
-        size_t count = dispatch_needs(plan, c, (Linkage__V1__Tier)t, n, DISPATCH_MAX_ROLES);
+        struct lk_need n[DISPATCH_MAX_ROLES];
+        size_t count = lk_roster_needs(plan, c, (Linkage__V1__Tier)t, n, DISPATCH_MAX_ROLES);
         combos++;
         if (!LK_CHECK(count == nw)) {
           fprintf(stderr, "     plan %s in %s at %s: %zu needs, want %zu\n", plan->id, c->id,
