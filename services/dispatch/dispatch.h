@@ -24,6 +24,7 @@
 #include "linkage/map.h"
 #include "linkage/plan.h"
 #include "linkage/roster.h"
+#include "linkage/v1/unit.pb-c.h"
 
 #define DISPATCH_ROLE_MAX LK_ROLE_MAX
 #define DISPATCH_MAX_ROLES LK_MAX_NEEDS
@@ -228,6 +229,33 @@ int dispatch_decide_answer(const struct dispatch_state *s, const char *unit_id,
 int dispatch_answer_decision(const struct dispatch_state *s, const char *unit_id,
                              const char *assignment_id, int kind, const char *note, int64_t now_us,
                              struct dispatch_decision *out, char *err, size_t errlen);
+
+/* ---- the responder protocol (dispatch_protocol.c) ---- */
+
+/* What the shell knows of the connection a UnitMessage came on. */
+struct dispatch_conn_view {
+  int known_unit;        /* the unit_id is a unit of the district */
+  int registered;        /* that unit has a session (a Hello was welcomed) */
+  int same_connection;   /* ... and this message came on that session's connection */
+  const char *key_unit;  /* with CURVE: the unit the client's key belongs to; NULL without */
+};
+
+enum dispatch_act {
+  DISPATCH_ACT_REFUSE = 0, /* why says why: an AnswerReply REJECTED for an answer, else a
+                              Welcome with the error */
+  DISPATCH_ACT_HELLO,      /* welcome the unit on this connection and send its open calls */
+  DISPATCH_ACT_HEARTBEAT,  /* it is present */
+  DISPATCH_ACT_ANSWER,     /* *d is the answer's event, to append and answer after commit */
+  DISPATCH_ACT_LIST,       /* send its assignments */
+  DISPATCH_ACT_REJECT,     /* not a message of any unit: an AnswerReply REJECTED, why says why */
+};
+
+/* Decides what a unit's message asks for; every rule of the responder protocol is here. */
+enum dispatch_act dispatch_protocol_decide(const struct dispatch_state *s,
+                                           const Linkage__V1__UnitMessage *um,
+                                           const struct dispatch_conn_view *c, int64_t now_us,
+                                           struct dispatch_decision *d, char *why,
+                                           size_t whylen);
 
 /* ---- decision -> event (dispatch_event.c) ---- */
 

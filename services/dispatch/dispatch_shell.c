@@ -444,55 +444,26 @@ static void answer_done_cb(void *data, const Linkage__V1__AppendReply *reply) {
   free(pa);
 }
 
+/* Appends an answer's event (decided by dispatch_protocol_decide) and answers after commit. */
 static void on_answer(struct dispatch *ds, const uint8_t *identity, size_t identity_len,
-                      const Linkage__V1__UnitMessage *um) {
-  const Linkage__V1__Answer *a = um->answer;
-  char err[512], q[600];
-  const char *why = NULL;
-  if (ds->caught_up < 2) {
-    ds->answers_busy++;
-    reply_answer(ds, identity, identity_len, um->seq, LINKAGE__V1__ANSWER_REPLY__STATUS__BUSY, NULL,
-                 "dispatch is catching up with the ledger; send the same answer again");
-    return;
-  }
-  if (!a->assignment_id[0])
-    why = "an answer needs an assignment_id";
-  else if (strlen(a->assignment_id) >= 2 * LK_ID_MAX ||
-           !lk_utf8_valid(a->assignment_id, strlen(a->assignment_id)))
-    why = "assignment_id is too long or not UTF-8";
-  else if (a->kind < LINKAGE__V1__ANSWER__KIND__ACKNOWLEDGED ||
-           a->kind > LINKAGE__V1__ANSWER__KIND__VERIFIED)
-    why = "unknown answer kind: acknowledged, on_scene, resolved, declined, need_backup or "
-          "verified";
-  struct dispatch_decision d;
-  int64_t now = lk_now_us();
-  if (!why && dispatch_answer_decision(&ds->state, um->unit_id, a->assignment_id, (int)a->kind,
-                                       a->note, now, &d, err, sizeof err) != LK_OK)
-    why = err;
-  if (why) {
-    ds->answers_rejected++;
-    lk_info("answer rejected", "unit=%s assignment=%s kind=%d err=\"%s\"", um->unit_id,
-            a->assignment_id, (int)a->kind, lk_log_quote(q, sizeof q, why));
-    reply_answer(ds, identity, identity_len, um->seq, LINKAGE__V1__ANSWER_REPLY__STATUS__REJECTED,
-                 NULL, why);
-    return;
-  }
+                      const Linkage__V1__UnitMessage *um, const struct dispatch_decision *d,
+                      int64_t now) {
   char actor[LK_ID_MAX + 8];
   snprintf(actor, sizeof actor, "unit:%s", um->unit_id);
   struct dispatch_event_storage st;
   Linkage__V1__Event ev;
-  dispatch_event_build(&d, actor, now, &ev, &st);
+  dispatch_event_build(d, actor, now, &ev, &st);
   struct pending_answer *pa = calloc(1, sizeof *pa);
   if (!pa) return;
   pa->ds = ds;
   pa->seq = um->seq;
-  snprintf(pa->event_id, sizeof pa->event_id, "%s", d.event_id);
+  snprintf(pa->event_id, sizeof pa->event_id, "%s", d->event_id);
   pa->identity_len = identity_len;
   memcpy(pa->identity, identity, identity_len);
   if (lk_ledger_append(ds->ledger, &ev, answer_done_cb, pa) != LK_OK) {
     ds->answers_busy++;
     reply_answer(ds, identity, identity_len, um->seq, LINKAGE__V1__ANSWER_REPLY__STATUS__BUSY,
-                 d.event_id, "too many requests waiting for the ledger; send it again");
+                 d->event_id, "too many requests waiting for the ledger; send it again");
     free(pa);
   }
 }
@@ -501,15 +472,6 @@ static void on_hello(struct dispatch *ds, const uint8_t *identity, size_t identi
                      const Linkage__V1__UnitMessage *um, const char *key) {
   char q[200];
   int u = unit_index(ds, um->unit_id);
-  if (u < 0) {
-    char err[LK_ID_MAX + 128];
-    snprintf(err, sizeof err, "unknown unit id \"%s\" in district %s; not registered", um->unit_id,
-             ds->district->district.id);
-    lk_info("hello refused", "unit=\"%s\" err=\"unknown unit id\"",
-            lk_log_quote(q, sizeof q, um->unit_id));
-    reply_welcome(ds, identity, identity_len, um->unit_id, 0, err);
-    return;
-  }
   struct dispatch_conn *c = &ds->conns[u];
   c->identity_len = identity_len;
   memcpy(c->identity, identity, identity_len);
@@ -560,21 +522,6 @@ static void reject_message(struct dispatch *ds, const uint8_t *identity, size_t 
                why);
 }
 
-/* With CURVE on, a unit speaks only as the unit its key is tied to. A Hello
- * is refused with a Welcome naming the mismatch; anything else as an answer
- * or a refused Welcome, as for an unregistered unit. Returns 1 if refused. */
-static int key_unit_refused(struct dispatch *ds, const uint8_t *identity, size_t identity_len,
-                            const Linkage__V1__UnitMessage *um, const char *key_unit) {
-  if (!ds->auth.curve || strcmp(um->unit_id, key_unit) == 0) return 0;
-  char why[2 * LK_ID_MAX + 64];
-  snprintf(why, sizeof why, "unit_id %s does not match the key's unit %s", um->unit_id, key_unit);
-  ds->bad_messages++;
-  lk_info("unit message refused", "unit=%s key_unit=%s err=\"unit_id does not match the key\"",
-          um->unit_id, key_unit);
-  refuse_message(ds, identity, identity_len, um, why);
-  return 1;
-}
-
 static void on_unit_message(struct lk_zsock *s, struct lk_frames *m, void *data) {
   struct dispatch *ds = data;
   (void)s;
@@ -600,48 +547,47 @@ static void on_unit_message(struct lk_zsock *s, struct lk_frames *m, void *data)
                    "malformed UnitMessage: not a valid protobuf message");
     return;
   }
-  size_t idlen = strlen(um->unit_id);
-  if (idlen == 0 || idlen >= LK_ID_MAX || !lk_utf8_valid(um->unit_id, idlen)) {
-    reject_message(ds, identity, identity_len, um->seq,
-                   "a UnitMessage needs unit_id: the unit's id in the district data");
-    goto done;
-  }
-  if (key_unit_refused(ds, identity, identity_len, um, key_unit)) goto done;
-  if (um->body_case == LINKAGE__V1__UNIT_MESSAGE__BODY_HELLO) {
-    on_hello(ds, identity, identity_len, um, lk_auth_msg_key(&ds->auth, m));
-    goto done;
-  }
-  if (um->body_case == LINKAGE__V1__UNIT_MESSAGE__BODY__NOT_SET) {
-    reject_message(ds, identity, identity_len, um->seq,
-                   "a UnitMessage needs a body: hello, heartbeat, answer or list");
-    goto done;
-  }
   int u = unit_index(ds, um->unit_id);
   struct dispatch_conn *c = u >= 0 ? &ds->conns[u] : NULL;
-  if (!c || !c->registered || c->identity_len != identity_len ||
-      memcmp(c->identity, identity, identity_len) != 0) {
-    char why[LK_ID_MAX + 128];
-    if (u < 0)
-      snprintf(why, sizeof why, "unknown unit id \"%s\" in district %s", um->unit_id,
-               ds->district->district.id);
-    else if (c && c->registered)
-      snprintf(why, sizeof why,
-               "unit %s is connected on another connection: a later Hello took it over",
-               um->unit_id);
-    else
-      snprintf(why, sizeof why, "unit %s is not registered: send Hello first", um->unit_id);
-    /* An answer waits for an AnswerReply; heartbeats and lists hear it as a refused Welcome,
-     * which tells a unit that dispatch forgot it (a restart: "send Hello first") to say Hello
-     * again. One taken over by a later Hello is told so, and should not take it back. */
-    refuse_message(ds, identity, identity_len, um, why);
+  struct dispatch_conn_view view = {
+      .known_unit = u >= 0,
+      .registered = c && c->registered,
+      .same_connection = c && c->identity_len == identity_len &&
+                         memcmp(c->identity, identity, identity_len) == 0,
+      /* With CURVE on, a unit speaks only as the unit its key is tied to. */
+      .key_unit = ds->auth.curve ? key_unit : NULL,
+  };
+  if (um->body_case == LINKAGE__V1__UNIT_MESSAGE__BODY_ANSWER && ds->caught_up < 2 &&
+      view.registered && view.same_connection) {
+    ds->answers_busy++;
+    reply_answer(ds, identity, identity_len, um->seq, LINKAGE__V1__ANSWER_REPLY__STATUS__BUSY, NULL,
+                 "dispatch is catching up with the ledger; send the same answer again");
     goto done;
   }
-  c->heard_mono_us = lk_mono_us();
-  switch (um->body_case) {
-  case LINKAGE__V1__UNIT_MESSAGE__BODY_HEARTBEAT: break;
-  case LINKAGE__V1__UNIT_MESSAGE__BODY_ANSWER: on_answer(ds, identity, identity_len, um); break;
-  case LINKAGE__V1__UNIT_MESSAGE__BODY_LIST: on_list(ds, u); break;
-  default: break;
+  struct dispatch_decision d;
+  char why[512], q[600];
+  int64_t now = lk_now_us();
+  switch (dispatch_protocol_decide(&ds->state, um, &view, now, &d, why, sizeof why)) {
+  case DISPATCH_ACT_REJECT: reject_message(ds, identity, identity_len, um->seq, why); break;
+  case DISPATCH_ACT_REFUSE:
+    if (um->body_case == LINKAGE__V1__UNIT_MESSAGE__BODY_ANSWER)
+      lk_info("answer rejected", "unit=%s assignment=%s kind=%d err=\"%s\"", um->unit_id,
+              um->answer->assignment_id, (int)um->answer->kind, lk_log_quote(q, sizeof q, why));
+    else
+      lk_info("unit message refused", "unit=\"%s\" err=\"%s\"",
+              lk_log_quote(q, sizeof q, um->unit_id), why);
+    refuse_message(ds, identity, identity_len, um, why);
+    break;
+  case DISPATCH_ACT_HELLO: on_hello(ds, identity, identity_len, um, lk_auth_msg_key(&ds->auth, m)); break;
+  case DISPATCH_ACT_HEARTBEAT: c->heard_mono_us = lk_mono_us(); break;
+  case DISPATCH_ACT_LIST:
+    c->heard_mono_us = lk_mono_us();
+    on_list(ds, u);
+    break;
+  case DISPATCH_ACT_ANSWER:
+    c->heard_mono_us = lk_mono_us();
+    on_answer(ds, identity, identity_len, um, &d, now);
+    break;
   }
 done:
   linkage__v1__unit_message__free_unpacked(um, NULL);

@@ -23,6 +23,7 @@ struct pending_decision {
 struct pending_command {
   struct router *r;
   char command_id[72];
+  char incident_id[LK_ID_MAX];
   size_t identity_len;
   uint8_t identity[256];
   int delimiter; /* the client sent an empty delimiter frame (REQ, or a polite DEALER) */
@@ -188,6 +189,10 @@ static void on_committed(void *data, uint64_t position, const Linkage__V1__Event
   (void)len;
   uint32_t slot = router_state_apply(&r->state, position, ev);
   remember_command(r, ev->event_id, position);
+  uint64_t waiting;
+  if (r->command_wait.count && lk_map_get(&r->command_wait, ev->incident_id, &waiting) &&
+      position >= waiting)
+    lk_map_del(&r->command_wait, ev->incident_id);
   if (r->caught_up == 2 && slot) {
     follow_up(r, slot, ev, lk_now_us());
   }
@@ -244,6 +249,12 @@ static void send_command_reply(struct router *r, const struct pending_command *p
 static void command_done_cb(void *data, const Linkage__V1__AppendReply *reply) {
   struct pending_command *pc = data;
   struct router *r = pc->r;
+  int stored = reply->status == LINKAGE__V1__APPEND_REPLY__STATUS__COMMITTED ||
+               reply->status == LINKAGE__V1__APPEND_REPLY__STATUS__DUPLICATE;
+  if (!stored || reply->position <= r->state.position)
+    lk_map_del(&r->command_wait, pc->incident_id);
+  else
+    lk_map_put(&r->command_wait, pc->incident_id, reply->position);
   if (reply->status == LINKAGE__V1__APPEND_REPLY__STATUS__COMMITTED ||
       reply->status == LINKAGE__V1__APPEND_REPLY__STATUS__DUPLICATE) {
     r->commands_ok++;
@@ -303,7 +314,7 @@ static void on_command(struct lk_zsock *s, struct lk_frames *m, void *data) {
     send_command_reply(r, pc, LINKAGE__V1__COMMAND_REPLY__STATUS__BUSY, NULL, 0,
                        "the router is catching up with the ledger; retry shortly");
     free(pc);
-  } else if (inflight(r, cmd->incident_id)) {
+  } else if (inflight(r, cmd->incident_id) || lk_map_get(&r->command_wait, cmd->incident_id, &seen)) {
     /* A decision of ours is about to change this incident: decide on the state after it. */
     send_command_reply(r, pc, LINKAGE__V1__COMMAND_REPLY__STATUS__BUSY, NULL, 0,
                        "the incident is changing; retry shortly");
@@ -329,10 +340,13 @@ static void on_command(struct lk_zsock *s, struct lk_frames *m, void *data) {
     Linkage__V1__Event ev;
     snprintf(actor, sizeof actor, "coordinator:%s", cmd->actor);
     router_event_build(&d, actor, lk_now_us(), &ev, &st);
+    snprintf(pc->incident_id, sizeof pc->incident_id, "%s", d.incident_id);
     if (lk_ledger_append(r->ledger, &ev, command_done_cb, pc) != LK_OK) {
       send_command_reply(r, pc, LINKAGE__V1__COMMAND_REPLY__STATUS__BUSY, NULL, 0,
                          "too many requests waiting for the ledger");
       free(pc);
+    } else {
+      lk_map_put(&r->command_wait, d.incident_id, UINT64_MAX);
     }
   }
   linkage__v1__command__free_unpacked(cmd, NULL);
@@ -367,6 +381,8 @@ int router_start(struct lk_runtime *rt) {
     goto fail;
   r->state_open = 1;
   if (lk_map_init(&r->recent_commands, 1024) != LK_OK) goto fail;
+  if (lk_map_init(&r->command_wait, 64) != LK_OK) goto fail;
+  r->command_wait_open = 1;
   r->recent_ring = calloc(ROUTER_RECENT_COMMANDS, sizeof *r->recent_ring);
   if (!r->recent_ring) goto fail;
 
@@ -441,6 +457,7 @@ void router_stop(struct lk_runtime *rt) {
     free(r->recent_ring);
   }
   lk_map_close(&r->recent_commands);
+  if (r->command_wait_open) lk_map_close(&r->command_wait);
   if (r->state_open) router_state_close(&r->state);
   lk_district_destroy(&r->district);
 }

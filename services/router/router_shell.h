@@ -53,6 +53,11 @@ struct router {
   /* Command ids already committed (from event ids ".../cmd-<id>"), so a retried command that
    * the state would now refuse (closing a closed incident) still answers OK. Bounded FIFO. */
   struct lk_map recent_commands;             /* command id -> index in recent_ring */
+  /* Incidents a coordinator's command is changing: incident id -> the position of its event
+   * (UINT64_MAX until committed). The next command on the incident waits (BUSY) until the
+   * event is folded, so it is judged on the state that shows it. */
+  struct lk_map command_wait;
+  int command_wait_open;
   struct router_recent_command *recent_ring; /* ROUTER_RECENT_COMMANDS entries, FIFO */
   uint32_t recent_next;
   uint64_t routed, merged, escalated, overdue, suppressed, commands_ok, commands_rejected;
