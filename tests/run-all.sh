@@ -28,7 +28,7 @@ PYTHON=${LINKAGE_PYTHON:-/usr/bin/python3}
 what=${1:-all}
 unset LINKAGE_TEST_CURVE
 CURVE_SUITES=${LINKAGE_CURVE_SUITES-integration/test_spine.py integration/test_dispatch.py \
-integration/test_ctl_unit.py \
+integration/test_ctl_unit.py integration/test_protocol_cases.py \
 wire/test_wire.py faults/test_crash.py chaos/test_bad_peers.py}
 
 total_pass=0

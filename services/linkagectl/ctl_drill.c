@@ -886,6 +886,15 @@ static void check_rules(struct drill *d) {
         early[0] ? ": " : "", early);
   check(d, !born[0], "rule: no incident arrives at a tier already overdue%s%s",
         born[0] ? ": " : "", born);
+  r = PQexecParams(d->pg,
+                   "select count(*) from incidents where incident_id = any($1::text[]) and "
+                   "(time_to_acknowledge is not null or time_to_arrive is not null or "
+                   "time_to_resolve is not null)",
+                   1, NULL, params, NULL, NULL, 0);
+  int timed = PQresultStatus(r) == PGRES_TUPLES_OK ? atoi(PQgetvalue(r, 0, 0)) : -1;
+  PQclear(r);
+  check(d, timed == 0, "rule: a drill's incidents are left out of the view's time figures%s",
+        timed ? " (some have times)" : "");
 
   /* The readers are read one after the other while the stack goes on: a decision committed in
    * between would look like a disagreement. Read until they agree, or the grace passes. */

@@ -105,7 +105,7 @@ def unit_cases(st, c, values):
             body = bytes.fromhex(data["hex"])
         else:
             body = json_format.Parse(message, unit_pb2.UnitMessage()).SerializeToString()
-        who = as_unit if as_unit != "-" else (data.get("unitId") or None)
+        who = as_unit if as_unit != "-" else (data.get("unitId") or "fire-wenjiang")
         sock = dealer(st, who if S.CURVE else None)
         try:
             if as_unit != "-" and not hello(sock, as_unit):
