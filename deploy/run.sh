@@ -2,7 +2,7 @@
 # `make run`: the whole stack in the foreground.
 #
 # Unless LINKAGE_PG names a database, a private PostgreSQL cluster under
-# var/pg is started first (initdb on first use) and stopped again when the
+# var/pg (LINKAGE_PG_DIR) is started first (initdb on first use) and stopped again when the
 # stack stops. Control sockets go to var/run. Ctrl-C (SIGINT) or SIGTERM
 # stops everything: the supervisor stops the daemons, then this script stops
 # PostgreSQL. LINKAGE_CURVE=1 turns CURVE on with demo keys (see demo_keys).
@@ -11,9 +11,36 @@ set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-mkdir -p var/run
 LINKAGE_RUN_DIR=${LINKAGE_RUN_DIR:-$root/var/run}
 export LINKAGE_RUN_DIR
+mkdir -p "$LINKAGE_RUN_DIR"
+
+# One stack per run directory. The lock is taken before anything else (the cluster, the
+# tokens, the sockets of a running stack stay untouched) and handed to the supervisor.
+lock=$LINKAGE_RUN_DIR/linkage.lock
+exec 9>>"$lock"
+if ! flock -n 9; then
+  echo "linkage: a stack is already running in $LINKAGE_RUN_DIR (pid $(cat "$lock" 2>/dev/null || echo '?')); stop it first (Ctrl-C where it runs), or give this one another LINKAGE_RUN_DIR" >&2
+  exit 1
+fi
+echo $$ >"$lock"
+rm -f "$LINKAGE_RUN_DIR/linkage.conf" # a stack killed before it could remove it
+LINKAGE_RUN_LOCK_FD=9
+export LINKAGE_RUN_LOCK_FD
+
+# What linkagectl needs to find this stack from another shell (the environment still wins).
+conf=$LINKAGE_RUN_DIR/linkage.conf
+write_conf() {
+  {
+    echo "# Written by make run for linkagectl in other shells; removed when the stack stops."
+    echo "pg = $LINKAGE_PG"
+    for k in intake_endpoint ledger_endpoint ledger_stream router_endpoint dispatch_endpoint \
+      link_curve link_key_file; do
+      v=$(printenv "LINKAGE_$(echo "$k" | tr a-z A-Z)" || true)
+      [ -z "$v" ] || echo "$k = $v"
+    done
+  } >"$conf"
+}
 
 # LINKAGE_CURVE=1: CURVE on the device and unit ports and on the feed, with demo
 # keys under var/keys (made once): the server's pair, one device (demo-device),
@@ -64,14 +91,19 @@ demo_token() {
 if [ -n "${LINKAGE_PG:-}" ]; then
   demo_keys || exit 1
   demo_token || exit 1
+  write_conf
   exec bin/linkagectl run
 fi
 
-LINKAGE_PG=$(deploy/pg.sh start var/pg)
+pgdir=${LINKAGE_PG_DIR:-var/pg}
+# The cluster must not inherit the lock: it outlives us when it is stopped late.
+LINKAGE_PG=$(deploy/pg.sh start "$pgdir" 9>&-)
 export LINKAGE_PG
-echo "linkage: private PostgreSQL under var/pg ($LINKAGE_PG)" >&2
-demo_keys || { deploy/pg.sh stop var/pg; exit 1; }
-demo_token || { deploy/pg.sh stop var/pg; exit 1; }
+echo "linkage: private PostgreSQL under $pgdir ($LINKAGE_PG)" >&2
+demo_keys || { deploy/pg.sh stop "$pgdir" 9>&-; exit 1; }
+demo_token || { deploy/pg.sh stop "$pgdir" 9>&-; exit 1; }
+write_conf
+echo "linkage: linkagectl finds this stack from any shell in this checkout ($conf)" >&2
 
 # The supervisor runs as our child so that we can stop PostgreSQL after it.
 # A background child of a non-interactive shell starts with SIGINT ignored;
@@ -87,6 +119,7 @@ while kill -0 "$ctl" 2>/dev/null; do
   wait "$ctl" || rc=$?
 done
 trap - INT TERM
+rm -f "$conf"
 echo "linkage: stopping PostgreSQL" >&2
-deploy/pg.sh stop var/pg
+deploy/pg.sh stop "$pgdir" 9>&-
 exit "$rc"

@@ -53,6 +53,11 @@ void lk_service_stop(struct lk_runtime *rt);
  * the process exits 1 so the supervisor and the operator see a failure. */
 void lk_service_fail(struct lk_runtime *rt);
 
+/* Records that an endpoint this daemon must bind is taken (EADDRINUSE): another stack, or
+ * another program, listens there, and starting again cannot help. A start that fails after it
+ * exits with 78 (EX_CONFIG), which the supervisor takes as "stop the stack", not "restart". */
+void lk_service_address_taken(const char *endpoint);
+
 /* Where control sockets live: $LINKAGE_RUN_DIR or "var/run". */
 const char *lk_run_dir(void);
 

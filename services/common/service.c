@@ -130,6 +130,13 @@ static void close_walk_cb(uv_handle_t *h, void *arg) {
   }
 }
 
+/* The endpoint a bind found taken during start (lk_service_address_taken), or "". */
+static char address_taken[256];
+
+void lk_service_address_taken(const char *endpoint) {
+  snprintf(address_taken, sizeof address_taken, "%s", endpoint);
+}
+
 int lk_service_run(const struct lk_service *svc, int argc, char **argv) {
   static const struct option longopts[] = {
       {"config", required_argument, NULL, 'c'}, {"set", required_argument, NULL, 's'},
@@ -214,7 +221,14 @@ int lk_service_run(const struct lk_service *svc, int argc, char **argv) {
   sk.tick.data = &sk;
 
   if (open_control(&sk) != LK_OK || svc->start(&sk.rt) != LK_OK) {
-    lk_error("start failed", NULL);
+    if (address_taken[0]) {
+      lk_error("start failed: an address this daemon must listen on is taken; is another stack "
+               "running?",
+               "endpoint=\"%s\"", address_taken);
+      exit_code = 78;
+    } else {
+      lk_error("start failed", NULL);
+    }
     sk.rt.stopping = 1;
     uv_close((uv_handle_t *)&sk.tick, NULL);
     uv_close((uv_handle_t *)&sk.sigint, NULL);

@@ -5,6 +5,7 @@
 
 #include "linkage/error.h"
 #include "linkage/log.h"
+#include "linkage/service.h"
 
 #define DEFAULT_BUDGET 256
 
@@ -158,8 +159,10 @@ int lk_zsock_open(struct lk_zsock *s, uv_loop_t *loop, void *zctx, int type, con
     ep++;
   }
   if ((bind ? zmq_bind(s->zs, ep) : zmq_connect(s->zs, ep)) != 0) {
+    int e = errno;
     lk_error(bind ? "cannot bind" : "cannot connect", "socket=%s endpoint=\"%s\" err=\"%s\"",
-             s->name, ep, zmq_strerror(errno));
+             s->name, ep, zmq_strerror(e));
+    if (bind && e == EADDRINUSE) lk_service_address_taken(ep);
     goto fail_socket;
   }
 

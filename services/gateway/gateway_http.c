@@ -25,6 +25,7 @@
 #include "linkage/event.h"
 #include "linkage/hash.h"
 #include "linkage/log.h"
+#include "linkage/service.h"
 #include "linkage/token.h"
 
 #include <sodium.h>
@@ -834,8 +835,14 @@ int gw_http_start(struct gateway *g, struct gw_http **out) {
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
       (unsigned)256, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
   if (!h->d) {
+    int e = errno;
     lk_error("cannot start the HTTP server", "address=%s port=%ld err=\"%s\"", g->cfg->http_address,
-             g->cfg->http_port, strerror(errno));
+             g->cfg->http_port, strerror(e));
+    if (e == EADDRINUSE) {
+      char ep[600];
+      snprintf(ep, sizeof ep, "http://%.512s:%ld", g->cfg->http_address, g->cfg->http_port);
+      lk_service_address_taken(ep);
+    }
     return LK_EIO;
   }
   const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD);

@@ -32,7 +32,14 @@ struct ctl_config {
   char link_key_file[LK_CONFIG_STR];
 };
 
-/* Defaults, then LINKAGE_<KEY>. Returns 0, or prints why and returns -1. */
+/* The file `make run` writes into the run directory: the stack's connection string and
+ * endpoints as key = value lines (pg, intake_endpoint, ...), read by every command. */
+#define CTL_STACK_CONF "linkage.conf"
+/* The lock `linkagectl run` (and `make run` before it) holds on the run directory. */
+#define CTL_RUN_LOCK "linkage.lock"
+
+/* Defaults, then <run dir>/linkage.conf when it exists, then LINKAGE_<KEY>. Returns 0, or prints
+ * why and returns -1. */
 int ctl_config_load(struct ctl_config *cfg);
 
 /* Sets up logging for the tool (LINKAGE_LOG_LEVEL, svc=linkagectl). */
@@ -191,7 +198,7 @@ int64_t ctl_unit_poll_ms(int64_t now_us, int64_t next_beat_us, int64_t deadline_
 
 #define CTL_BACKOFF_MIN_US (200 * 1000LL)
 #define CTL_BACKOFF_MAX_US (10 * 1000 * 1000LL)
-#define CTL_BACKOFF_RESET_US (30 * 1000 * 1000LL) /* this long up counts as healthy */
+#define CTL_HEALTHY_US (1000 * 1000LL) /* this long up counts as healthy: restart at once */
 #define CTL_STOP_GRACE_US (10 * 1000 * 1000LL)    /* SIGTERM, then SIGKILL after */
 
 /* What the supervisor remembers about one daemon. Times are monotonic µs. */

@@ -49,9 +49,13 @@ int ctl_config_load(struct ctl_config *cfg) {
   char err[512];
   int rc;
 
+  /* `make run` leaves its connection string and endpoints in the run directory, so every
+   * command finds the running stack from another shell; the environment still wins. */
+  char file[PATH_MAX];
+  snprintf(file, sizeof file, "%s/" CTL_STACK_CONF, lk_run_dir());
   memset(cfg, 0, sizeof *cfg);
   rc = lk_config_load(ctl_config_table, sizeof ctl_config_table / sizeof ctl_config_table[0], cfg,
-                      NULL, err, sizeof err);
+                      access(file, R_OK) == 0 ? file : NULL, err, sizeof err);
   if (rc != 0) {
     fprintf(stderr, "linkagectl: bad configuration: %s\n", err);
     return -1;

@@ -4,12 +4,14 @@
  * sockets, and on SIGINT/SIGTERM stops them: SIGTERM, then SIGKILL after
  * CTL_STOP_GRACE_US. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -168,7 +170,7 @@ static void decide(struct run_child *k, int64_t exit_status, int term_signal) {
     uv_timer_start(&k->restart, restart_cb, (uint64_t)(d.delay_us / 1000), 0);
     break;
   case CTL_GIVE_UP:
-    lk_error("daemon refused its configuration, stopping the stack", "name=%s status=%lld",
+    lk_error("daemon cannot start with its settings (refused, or an address it must listen on is taken), stopping the stack", "name=%s status=%lld",
              k->daemon->name, (long long)exit_status);
     begin_stop(r, CTL_EXIT_FAIL);
     break;
@@ -367,6 +369,38 @@ static int own_dir(char *out, size_t len) {
   return 0;
 }
 
+/* One stack per run directory: the supervisor holds an exclusive lock on <run dir>/linkage.lock
+ * for its whole life (make run's script takes it first and hands its descriptor down in
+ * LINKAGE_RUN_LOCK_FD). A second start says who holds it and touches nothing of the first's.
+ * Returns the descriptor, or -1 after saying why. */
+static int take_lock(void) {
+  char path[PATH_MAX], pid[32] = "?";
+  const char *inherited = getenv("LINKAGE_RUN_LOCK_FD");
+  snprintf(path, sizeof path, "%s/" CTL_RUN_LOCK, lk_run_dir());
+  int fd = inherited && *inherited ? atoi(inherited) : open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    lk_error("cannot open the run directory's lock", "path=%s err=\"%s\"", path, strerror(errno));
+    return -1;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int in = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = in >= 0 ? read(in, pid, sizeof pid - 1) : -1;
+    if (in >= 0) close(in);
+    pid[n > 0 ? n : 0] = '\0';
+    pid[strcspn(pid, "\n")] = '\0';
+    fprintf(stderr,
+            "linkage: a stack is already running in %s (pid %s); stop it first, or give this "
+            "one another LINKAGE_RUN_DIR\n",
+            lk_run_dir(), pid[0] ? pid : "?");
+    if (!inherited) close(fd);
+    return -1;
+  }
+  /* The daemons must not hold it after the supervisor is gone. */
+  fcntl(fd, F_SETFD, FD_CLOEXEC);
+  if (!inherited && ftruncate(fd, 0) == 0) dprintf(fd, "%ld\n", (long)getpid());
+  return fd;
+}
+
 static int set_env(const char *name, const char *value) {
   if (setenv(name, value, 1) != 0) {
     fprintf(stderr, "linkagectl run: cannot set %s: %s\n", name, strerror(errno));
@@ -435,6 +469,7 @@ int ctl_run_main(int argc, char **argv) {
     lk_error("cannot create the run directory", "dir=%s err=\"%s\"", lk_run_dir(), strerror(errno));
     return CTL_EXIT_FAIL;
   }
+  if (take_lock() < 0) return CTL_EXIT_FAIL;
   r->count = ctl_daemon_count < RUN_MAX_DAEMONS ? ctl_daemon_count : RUN_MAX_DAEMONS;
   for (i = 0; i < r->count; i++) {
     struct run_child *k = &r->kids[i];

@@ -5,7 +5,7 @@
 void ctl_child_init(struct ctl_child *c) {
   c->running = 0;
   c->started_us = 0;
-  c->next_backoff_us = CTL_BACKOFF_MIN_US;
+  c->next_backoff_us = 0;
   c->restarts = 0;
 }
 
@@ -27,12 +27,13 @@ struct ctl_decision ctl_child_exited(struct ctl_child *c, int64_t exit_status, i
     d.verdict = CTL_GIVE_UP;
     return d;
   }
-  /* A daemon that ran long enough was healthy: its crash is news, not a
-   * crash loop, so it comes back quickly. */
-  if (uptime >= CTL_BACKOFF_RESET_US) c->next_backoff_us = CTL_BACKOFF_MIN_US;
+  /* A daemon that got past its start was healthy: its crash is news, not a crash loop, and an
+   * emergency system wants its decision-maker back at once (deadlines wait in its heap). Only a
+   * daemon that keeps dying right after start backs off: 0, then 200 ms doubling to 10 s. */
+  if (uptime >= CTL_HEALTHY_US) c->next_backoff_us = 0;
   d.verdict = CTL_RESTART;
   d.delay_us = c->next_backoff_us;
-  c->next_backoff_us *= 2;
+  c->next_backoff_us = c->next_backoff_us ? c->next_backoff_us * 2 : CTL_BACKOFF_MIN_US;
   if (c->next_backoff_us > CTL_BACKOFF_MAX_US) c->next_backoff_us = CTL_BACKOFF_MAX_US;
   c->restarts++;
   return d;
