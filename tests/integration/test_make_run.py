@@ -127,8 +127,8 @@ def main():
         subprocess.run([os.path.join(S.ROOT, "deploy", "pg.sh"), "stop", os.path.join(tmp, "pg"),
                         "immediate"], capture_output=True, timeout=60)
         ns.destroy()
-        if c.failed:
-            print("# kept %s" % tmp)
+        if c.failed and os.environ.get("LINKAGE_KEEP_TMP"):
+            print("# kept %s (LINKAGE_KEEP_TMP)" % tmp)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     return c.done()

@@ -5,8 +5,8 @@ cluster (deploy/pg.sh), the daemons' control sockets and their captured
 output. It starts the built daemons (bin/linkage-ledger, bin/linkage-intake,
 or $BIN/...) as subprocesses on ports chosen free for this run, and can kill,
 restart and stop any of them, stop PostgreSQL in immediate mode and start it
-again, and run SQL through psql. Teardown always stops everything; the
-directory is removed when every check passed and kept (and named) otherwise.
+again, and run SQL through psql. Teardown always stops everything. The directory is removed when the stack is torn down, pass or fail (a failure prints the
+daemons' last log lines first; LINKAGE_KEEP_TMP=1 keeps it).
 
 Tests synchronise with wait_until(cond, timeout): short polls of a condition,
 never a bare sleep.
@@ -1022,7 +1022,10 @@ class Stack:
                 print("---- linkage-%s output (last lines; %s)" % (name, self.daemons[name].log))
                 tail = self.log_tail(name, 60)
                 print(tail, end="" if tail.endswith("\n") else "\n")
-            print("---- kept %s for inspection" % self.tmp)
+        # Removed pass or fail (the logs' tails are printed above); LINKAGE_KEEP_TMP=1 keeps a
+        # failed run's directory for inspection.
+        if failed and os.environ.get("LINKAGE_KEEP_TMP"):
+            print("---- kept %s for inspection (LINKAGE_KEEP_TMP)" % self.tmp)
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
