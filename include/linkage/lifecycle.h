@@ -62,9 +62,8 @@ enum lk_milestone {
   X(ACKNOWLEDGED, acknowledged, ACKNOWLEDGED, ACKNOWLEDGED, "acknowledged", "受理")                \
   X(DE_ESCALATED, de_escalated, ROUTED, NONE, "de-escalated", "降级")                              \
   X(OVERDUE, overdue, KEEP, NONE, "overdue", "超时")                                               \
-  X(SUPPRESSED, suppressed, KEEP, NONE, "escalation held back", "暂缓升级")                         \
-  X(PLANNED_WORK_DECLARED, planned_work_declared, KEEP, NONE, "planned work declared",             \
-    "计划作业")                                                                                    \
+  X(SUPPRESSED, suppressed, KEEP, NONE, "escalation held back", "暂缓升级")                        \
+  X(PLANNED_WORK_DECLARED, planned_work_declared, KEEP, NONE, "planned work declared", "计划作业") \
   X(PLANNED_WORK_LIFTED, planned_work_lifted, KEEP, NONE, "planned work lifted", "计划作业解除")   \
   X(NO_UNIT_AVAILABLE, no_unit_available, KEEP, NONE, "no unit available", "无可用单位")           \
   X(BACKUP_REQUESTED, backup_requested, KEEP, NONE, "backup requested", "请求增援")                \
@@ -83,9 +82,9 @@ enum lk_milestone {
 
 struct lk_lifecycle_row {
   Linkage__V1__EventType type;
-  const char *name;  /* ledger.type */
-  int state;         /* enum lk_state, or LK_STATE_KEEP */
-  int milestone;     /* enum lk_milestone */
+  const char *name; /* ledger.type */
+  int state;        /* enum lk_state, or LK_STATE_KEEP */
+  int milestone;    /* enum lk_milestone */
   const char *label, *label_zh;
 };
 

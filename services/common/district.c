@@ -22,15 +22,23 @@
 #define LK_DISTRICT_VERSION 1
 
 const char *const lk_unit_types[] = {
-    "grid_worker",       "property_company", "owners_committee",        "special_committee",
-    "community_duty",    "health_centre",    "police_station",          "fire_brigade",
-    "street_emergency_office", "district_emergency_bureau", NULL,
+    "grid_worker",
+    "property_company",
+    "owners_committee",
+    "special_committee",
+    "community_duty",
+    "health_centre",
+    "police_station",
+    "fire_brigade",
+    "street_emergency_office",
+    "district_emergency_bureau",
+    NULL,
 };
 
 /* The same, in the words the district's staff use; index by lk_unit_types. */
 const char *const lk_unit_types_zh[] = {
-    "网格员",   "物业",           "业委会", "专委会",       "社区值班",
-    "社区卫生服务中心", "派出所", "消防救援", "街道应急办", "区应急管理局", NULL,
+    "网格员", "物业",     "业委会",     "专委会",       "社区值班", "社区卫生服务中心",
+    "派出所", "消防救援", "街道应急办", "区应急管理局", NULL,
 };
 
 const char *lk_unit_type_label(const char *type, int zh) {
@@ -927,7 +935,7 @@ static const char *building_grid(const struct lk_compound *c, const char *buildi
 }
 
 int lk_unit_coverage(const struct lk_district *d, const struct lk_unit *u,
-                      const struct lk_compound *c, const char *building) {
+                     const struct lk_compound *c, const char *building) {
   const char *grid = building_grid(c, building);
   const struct lk_org *community = lk_district_community(d, c->community_id);
   const char *street = community ? community->parent_id : NULL;

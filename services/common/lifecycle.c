@@ -8,9 +8,7 @@ static const struct lk_lifecycle_row rows[] = {LK_LIFECYCLE(ROW)};
 #define ROW_COUNT (sizeof rows / sizeof rows[0])
 
 #define STATE(e, word, en, zh) {#word, en, zh},
-static const struct {
-  const char *name, *label, *label_zh;
-} states[] = {LK_STATES(STATE)};
+static const struct { const char *name, *label, *label_zh; } states[] = {LK_STATES(STATE)};
 #undef STATE
 
 /* The table lists the types in EventType order from 1; checked once by the unit test. */

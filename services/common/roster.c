@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 
-
 static const char *const roster_established[] = {"community_duty", "grid_worker", NULL};
 static const char *const roster_committee[] = {"special_committee", "property_company", NULL};
 static const char *const roster_traditional[] = {"property_company", "owners_committee",
@@ -69,7 +68,6 @@ size_t lk_roster_needs(const struct lk_plan *plan, const struct lk_compound *c,
   if (n) out[lead && k < n ? k : 0].lead = 1;
   return n;
 }
-
 
 size_t lk_plan_gaps(const struct lk_district *d, const struct lk_plan *plan,
                     const struct lk_compound *c, Linkage__V1__Tier tier, int minute_of_day,

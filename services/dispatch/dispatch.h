@@ -50,8 +50,8 @@ struct dispatch_unit_status {
 /* Picks the unit for one role: of the type, covering the compound, on duty at
  * `minute_of_day` (local time), not in `exclude` (units already tried for this
  * role of this incident); best first by presence, then coverage, then load,
- * then id. minute_of_day -1: on duty or not. Returns the unit or NULL when none is left. `status` is indexed
- * like d->units. */
+ * then id. minute_of_day -1: on duty or not. Returns the unit or NULL when none is left. `status`
+ * is indexed like d->units. */
 const struct lk_unit *dispatch_pick(const struct lk_district *d, const struct lk_compound *c,
                                     const char *building, const char *role,
                                     const struct dispatch_unit_status *status, int minute_of_day,
@@ -116,9 +116,9 @@ struct dispatch_incident {
   int64_t reported_at_us, resolved_at_us;
   uint32_t *assignments; /* indexes into dispatch_state.assignments */
   uint32_t assignment_count, assignment_cap;
-  uint32_t close_handle; /* the automatic close deadline after `resolved` */
-  uint32_t no_unit_mask; /* needs (by index in lk_roster_needs at the current tier) whose
-                            no_unit_available is committed at this tier */
+  uint32_t close_handle;       /* the automatic close deadline after `resolved` */
+  uint32_t no_unit_mask;       /* needs (by index in lk_roster_needs at the current tier) whose
+                                  no_unit_available is committed at this tier */
   struct dispatch_call *calls; /* coordinators' calls, in the order they were committed */
   uint32_t call_count, call_cap;
 };
@@ -234,10 +234,10 @@ int dispatch_answer_decision(const struct dispatch_state *s, const char *unit_id
 
 /* What the shell knows of the connection a UnitMessage came on. */
 struct dispatch_conn_view {
-  int known_unit;        /* the unit_id is a unit of the district */
-  int registered;        /* that unit has a session (a Hello was welcomed) */
-  int same_connection;   /* ... and this message came on that session's connection */
-  const char *key_unit;  /* with CURVE: the unit the client's key belongs to; NULL without */
+  int known_unit;       /* the unit_id is a unit of the district */
+  int registered;       /* that unit has a session (a Hello was welcomed) */
+  int same_connection;  /* ... and this message came on that session's connection */
+  const char *key_unit; /* with CURVE: the unit the client's key belongs to; NULL without */
 };
 
 enum dispatch_act {
@@ -254,8 +254,7 @@ enum dispatch_act {
 enum dispatch_act dispatch_protocol_decide(const struct dispatch_state *s,
                                            const Linkage__V1__UnitMessage *um,
                                            const struct dispatch_conn_view *c, int64_t now_us,
-                                           struct dispatch_decision *d, char *why,
-                                           size_t whylen);
+                                           struct dispatch_decision *d, char *why, size_t whylen);
 
 /* ---- decision -> event (dispatch_event.c) ---- */
 

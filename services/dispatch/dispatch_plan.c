@@ -151,12 +151,11 @@ size_t dispatch_decide(const struct dispatch_state *s, uint32_t slot,
         snprintf(d->role, sizeof d->role, "%.31s", needs[i].role);
         d->tried = (unsigned)t.tried_count;
         d->lead = needs[i].lead;
-        snprintf(
-            d->reason, sizeof d->reason,
-            "no %.31s unit left for %s at %s tier: none other covers it and is on duty at "
-            "%02d:%02d local time (%zu called at this tier)",
-            needs[i].role, c->id, lk_tier_name(inc->tier), minute / 60, minute % 60,
-            t.tried_count);
+        snprintf(d->reason, sizeof d->reason,
+                 "no %.31s unit left for %s at %s tier: none other covers it and is on duty at "
+                 "%02d:%02d local time (%zu called at this tier)",
+                 needs[i].role, c->id, lk_tier_name(inc->tier), minute / 60, minute % 60,
+                 t.tried_count);
         break;
       }
       pending = 1;
@@ -187,10 +186,9 @@ size_t dispatch_decide(const struct dispatch_state *s, uint32_t slot,
     const struct dispatch_call *call = &inc->calls[k];
     if (call->done) continue;
     pending = 1;
-    const struct lk_unit *u =
-        call->unit_id ? lk_district_unit(s->district, call->unit_id)
-                      : dispatch_pick(s->district, c, inc->building, call->role, status, minute,
-                                      NULL, 0);
+    const struct lk_unit *u = call->unit_id ? lk_district_unit(s->district, call->unit_id)
+                                            : dispatch_pick(s->district, c, inc->building,
+                                                            call->role, status, minute, NULL, 0);
     if (!u) u = dispatch_pick(s->district, c, inc->building, call->role, status, -1, NULL, 0);
     if (!u || n == max) continue;
     struct role_tally t;
@@ -340,8 +338,7 @@ static int verify(const struct dispatch_state *s, const struct lk_unit *u, const
       len += (size_t)snprintf(who + len, sizeof who - len, "%s%s (%s%s, %s)", len ? ", " : "",
                               a->unit_id, a->role, a->lead ? ", lead" : "", state_word(a->state));
     }
-    if (who[0])
-      REFUSE("incident %s is not resolved yet: waiting for %s", inc->id, who);
+    if (who[0]) REFUSE("incident %s is not resolved yet: waiting for %s", inc->id, who);
     REFUSE("incident %s is not resolved yet: the lead has not resolved its part", inc->id);
   }
   begin(out, inc, slot, LINKAGE__V1__EVENT_TYPE__CLOSED);

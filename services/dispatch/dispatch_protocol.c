@@ -18,8 +18,7 @@
 enum dispatch_act dispatch_protocol_decide(const struct dispatch_state *s,
                                            const Linkage__V1__UnitMessage *um,
                                            const struct dispatch_conn_view *c, int64_t now_us,
-                                           struct dispatch_decision *d, char *why,
-                                           size_t whylen) {
+                                           struct dispatch_decision *d, char *why, size_t whylen) {
   const char *district = s->district ? s->district->district.id : "?";
   size_t idlen = strlen(um->unit_id);
   if (idlen == 0 || idlen >= LK_ID_MAX || !lk_utf8_valid(um->unit_id, idlen)) {
@@ -42,8 +41,7 @@ enum dispatch_act dispatch_protocol_decide(const struct dispatch_state *s,
   if (!c->known_unit) REFUSE("unknown unit id \"%s\" in district %s", um->unit_id, district);
   if (!c->registered) REFUSE("unit %s is not registered: send Hello first", um->unit_id);
   if (!c->same_connection)
-    REFUSE("unit %s is connected on another connection: a later Hello took it over",
-           um->unit_id);
+    REFUSE("unit %s is connected on another connection: a later Hello took it over", um->unit_id);
   switch (um->body_case) {
   case LINKAGE__V1__UNIT_MESSAGE__BODY_HEARTBEAT: return DISPATCH_ACT_HEARTBEAT;
   case LINKAGE__V1__UNIT_MESSAGE__BODY_LIST: return DISPATCH_ACT_LIST;

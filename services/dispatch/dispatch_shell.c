@@ -552,8 +552,8 @@ static void on_unit_message(struct lk_zsock *s, struct lk_frames *m, void *data)
   struct dispatch_conn_view view = {
       .known_unit = u >= 0,
       .registered = c && c->registered,
-      .same_connection = c && c->identity_len == identity_len &&
-                         memcmp(c->identity, identity, identity_len) == 0,
+      .same_connection =
+          c && c->identity_len == identity_len && memcmp(c->identity, identity, identity_len) == 0,
       /* With CURVE on, a unit speaks only as the unit its key is tied to. */
       .key_unit = ds->auth.curve ? key_unit : NULL,
   };
@@ -578,7 +578,9 @@ static void on_unit_message(struct lk_zsock *s, struct lk_frames *m, void *data)
               lk_log_quote(q, sizeof q, um->unit_id), why);
     refuse_message(ds, identity, identity_len, um, why);
     break;
-  case DISPATCH_ACT_HELLO: on_hello(ds, identity, identity_len, um, lk_auth_msg_key(&ds->auth, m)); break;
+  case DISPATCH_ACT_HELLO:
+    on_hello(ds, identity, identity_len, um, lk_auth_msg_key(&ds->auth, m));
+    break;
   case DISPATCH_ACT_HEARTBEAT: c->heard_mono_us = lk_mono_us(); break;
   case DISPATCH_ACT_LIST:
     c->heard_mono_us = lk_mono_us();

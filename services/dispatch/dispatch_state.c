@@ -315,7 +315,7 @@ static void note_no_unit(struct dispatch_state *s, uint32_t slot, const Linkage_
       lk_plan_find(s->district->plans, s->district->plan_count, inc->category, inc->kind);
   struct lk_need needs[DISPATCH_MAX_ROLES];
   size_t n = lk_roster_needs(plan, &s->district->compounds[inc->compound], inc->tier, needs,
-                            DISPATCH_MAX_ROLES);
+                             DISPATCH_MAX_ROLES);
   for (size_t i = 0; i < n; i++)
     if (strcmp(needs[i].role, ev->no_unit_available->role) == 0) {
       inc->no_unit_mask |= 1u << i;

@@ -56,10 +56,10 @@ struct gw_step {
   uint64_t position;
   int64_t at_us;
   Linkage__V1__EventType type;
-  char actor[48];   /* "device:..", "svc:router", "unit:..", "coordinator:.." (truncated) */
+  char actor[48];      /* "device:..", "svc:router", "unit:..", "coordinator:.." (truncated) */
   char detail[160];    /* a short English summary: "community -> street: ..." */
   char detail_zh[160]; /* the same in Chinese, with the units' Chinese names */
-  uint8_t cap;      /* 1: this step made a new CAP message of the incident (see gw_cap.c) */
+  uint8_t cap;         /* 1: this step made a new CAP message of the incident (see gw_cap.c) */
 };
 
 #define GW_MAX_STEPS 256 /* per incident; later events still change the state, not the list */
@@ -80,9 +80,9 @@ struct gw_incident {
   const char *street_id;    /* borrowed from the district; NULL if unknown */
   char building[65], unit[65];
   int32_t floor;
-  double lat, lon;   /* 0, 0 when the report had none */
-  char *description; /* owned; "" when none */
-  int state; /* enum lk_state */
+  double lat, lon;        /* 0, 0 when the report had none */
+  char *description;      /* owned; "" when none */
+  int state;              /* enum lk_state */
   int64_t reported_at_us; /* the device's observed_at, or the intake's receive time */
   int64_t updated_at_us;  /* at_us of the last event */
   int64_t acknowledge_by_us, resolve_by_us; /* deadlines at the current tier; 0 none */
@@ -90,8 +90,8 @@ struct gw_incident {
   int overdue;                              /* an overdue alarm was raised and not yet cleared */
   int suppressed;                           /* escalation held back (planned work / inhibition) */
   char merged_into[40];                     /* set when merged into another incident */
-  char lead_unit[65];       /* the lead whose assignment is live (not declined), or "" */
-  char held_back_by[40];    /* the incident that holds back its escalation (inhibition) */
+  char lead_unit[65];    /* the lead whose assignment is live (not declined), or "" */
+  char held_back_by[40]; /* the incident that holds back its escalation (inhibition) */
   uint32_t units_assigned;
   struct gw_assignment *assignments; /* owned, in the order of their `dispatched` */
   uint16_t assignment_count, assignment_cap;

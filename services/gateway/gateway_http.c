@@ -807,7 +807,7 @@ int gw_http_start(struct gateway *g, struct gw_http **out) {
   gw_buf_init(&h->row);
   *out = h;
   static const char *const names[GW_STATIC_FILES] = {"index.html", "app.js", "style.css",
-                                                      "lifecycle.js"};
+                                                     "lifecycle.js"};
   for (size_t i = 0; i < GW_STATIC_FILES - 1; i++) {
     h->files[i].name = names[i];
     if (load_file(g->cfg->www_dir, &h->files[i]) != LK_OK) return LK_EIO;
@@ -816,7 +816,8 @@ int gw_http_start(struct gateway *g, struct gw_http **out) {
   gw_buf_init(&js);
   gw_json_lifecycle_js(&js);
   h->files[GW_STATIC_FILES - 1].name = names[GW_STATIC_FILES - 1];
-  h->files[GW_STATIC_FILES - 1].data = js.failed ? NULL : gw_buf_take(&js, &h->files[GW_STATIC_FILES - 1].len);
+  h->files[GW_STATIC_FILES - 1].data =
+      js.failed ? NULL : gw_buf_take(&js, &h->files[GW_STATIC_FILES - 1].len);
   gw_buf_free(&js);
   if (!h->files[GW_STATIC_FILES - 1].data) return LK_ENOMEM;
 

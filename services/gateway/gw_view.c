@@ -205,8 +205,8 @@ static void describe(const struct gw_view *v, const Linkage__V1__Event *ev, int 
       snprintf(out, n, "%s → %s %s：%s", tier_zh(e->from_tier), tier_zh(e->to_tier),
                e->organisation_id, e->reason);
     else
-      snprintf(out, n, "%s -> %s %s: %s", tier(e->from_tier), tier(e->to_tier),
-               e->organisation_id, e->reason);
+      snprintf(out, n, "%s -> %s %s: %s", tier(e->from_tier), tier(e->to_tier), e->organisation_id,
+               e->reason);
     break;
   }
   case LINKAGE__V1__EVENT__BODY_SEVERITY_CHANGED:
@@ -245,14 +245,12 @@ static void describe(const struct gw_view *v, const Linkage__V1__Event *ev, int 
                strcmp(ev->overdue->deadline, "acknowledge") == 0 ? "受理" : "处置",
                tier_zh(ev->overdue->tier));
     else
-      snprintf(out, n, "%s deadline missed at %s", ev->overdue->deadline,
-               tier(ev->overdue->tier));
+      snprintf(out, n, "%s deadline missed at %s", ev->overdue->deadline, tier(ev->overdue->tier));
     break;
   case LINKAGE__V1__EVENT__BODY_SUPPRESSED:
     snprintf(out, n, zh ? "升级暂缓，原因事件 %s：%s" : "%s deadline held by %s: %s",
              zh ? ev->suppressed->by : ev->suppressed->deadline,
-             zh ? ev->suppressed->reason : ev->suppressed->by,
-             zh ? "" : ev->suppressed->reason);
+             zh ? ev->suppressed->reason : ev->suppressed->by, zh ? "" : ev->suppressed->reason);
     break;
   case LINKAGE__V1__EVENT__BODY_NO_UNIT_AVAILABLE:
     snprintf(out, n, zh ? "无%s可用：%s" : "no %s: %s",

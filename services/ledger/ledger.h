@@ -46,7 +46,7 @@ struct ledger_item {
   /* the row; NULL text columns are SQL NULL */
   const char *event_id, *incident_id, *type, *actor;
   const char *category, *severity, *tier, *compound_id;
-  const char *unit_id;   /* dispatched, unit_* and backup_requested: the unit */
+  const char *unit_id;       /* dispatched, unit_* and backup_requested: the unit */
   enum ledger_flag lead;     /* dispatched: whether the unit leads; else LEDGER_FLAG_NULL */
   enum ledger_flag exercise; /* reported: whether it is a drill; else LEDGER_FLAG_NULL */
   int64_t at_us;

@@ -51,8 +51,7 @@ const char ledger_schema_sql[] =
     "create or replace trigger ledger_no_delete before delete on ledger\n"
     "  for each row execute function ledger_refuse_change();\n"
     "create or replace trigger ledger_no_truncate before truncate on ledger\n"
-    "  for each statement execute function ledger_refuse_change();\n"
-    ;
+    "  for each statement execute function ledger_refuse_change();\n";
 
 /* The `incidents` view, written from the life-cycle table (linkage/lifecycle.h) so that it
  * says what the gateway's fold says: the state is the latest state-changing event's, resolved
@@ -72,8 +71,8 @@ static void add(char *out, size_t cap, size_t *len, const char *fmt, ...) {
 }
 
 /* 'a', 'b' of the types whose row satisfies want(). */
-static void type_list(char *out, size_t cap, size_t *len, int (*want)(const struct lk_lifecycle_row *, int),
-                      int arg) {
+static void type_list(char *out, size_t cap, size_t *len,
+                      int (*want)(const struct lk_lifecycle_row *, int), int arg) {
   size_t n;
   const struct lk_lifecycle_row *rows = lk_lifecycle_rows(&n);
   int first = 1;

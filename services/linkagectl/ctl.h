@@ -198,8 +198,8 @@ int64_t ctl_unit_poll_ms(int64_t now_us, int64_t next_beat_us, int64_t deadline_
 
 #define CTL_BACKOFF_MIN_US (200 * 1000LL)
 #define CTL_BACKOFF_MAX_US (10 * 1000 * 1000LL)
-#define CTL_HEALTHY_US (1000 * 1000LL) /* this long up counts as healthy: restart at once */
-#define CTL_STOP_GRACE_US (10 * 1000 * 1000LL)    /* SIGTERM, then SIGKILL after */
+#define CTL_HEALTHY_US (1000 * 1000LL)         /* this long up counts as healthy: restart at once */
+#define CTL_STOP_GRACE_US (10 * 1000 * 1000LL) /* SIGTERM, then SIGKILL after */
 
 /* What the supervisor remembers about one daemon. Times are monotonic µs. */
 struct ctl_child {

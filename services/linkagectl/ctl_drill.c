@@ -227,8 +227,7 @@ static void on_unit(struct drill *d, struct drill_unit *u) {
   int n;
   (void)d;
   while ((n = recv_body(u->sock, buf, sizeof buf)) >= 0) {
-    Linkage__V1__DispatchMessage *m =
-        linkage__v1__dispatch_message__unpack(NULL, (size_t)n, buf);
+    Linkage__V1__DispatchMessage *m = linkage__v1__dispatch_message__unpack(NULL, (size_t)n, buf);
     if (!m) continue;
     switch (m->body_case) {
     case LINKAGE__V1__DISPATCH_MESSAGE__BODY_WELCOME:
@@ -345,8 +344,8 @@ static void do_report(struct drill *d, const struct scenario_step *st, size_t in
     return;
   }
   inc->name = st->name;
-  snprintf(inc->device, sizeof inc->device, "%.48s-%s",
-           st->device ? st->device : "drill-device", d->run);
+  snprintf(inc->device, sizeof inc->device, "%.48s-%s", st->device ? st->device : "drill-device",
+           d->run);
   uint64_t seq = (uint64_t)index + 1;
   lk_incident_id(inc->device, seq, inc->id);
   d->incident_count++;
@@ -393,8 +392,8 @@ static void do_report(struct drill *d, const struct scenario_step *st, size_t in
 }
 
 static int answer_kind(const char *word) {
-  static const char *const words[] = {"", "acknowledged", "on_scene", "resolved",
-                                      "declined", "need_backup", "verified"};
+  static const char *const words[] = {"",         "acknowledged", "on_scene", "resolved",
+                                      "declined", "need_backup",  "verified"};
   for (int i = 1; i < 7; i++)
     if (strcmp(words[i], word) == 0) return i;
   return 0;
@@ -455,15 +454,18 @@ static void do_answer(struct drill *d, const struct scenario_step *st) {
     check(d, refused && strstr(u->reply_error, st->refused),
           "line %d, minute %g: %s's %s on %s is refused saying \"%s\" (got %s%s%s)", st->line,
           st->at_min, st->unit, st->answer, st->incident, st->refused,
-          refused ? "refused: " : u->replied ? "accepted" : "no answer",
+          refused      ? "refused: "
+          : u->replied ? "accepted"
+                       : "no answer",
           refused ? u->reply_error : "", "");
     return;
   }
   check(d, u->replied && u->reply_status == LINKAGE__V1__ANSWER_REPLY__STATUS__OK,
         "line %d, minute %g: %s answers %s on %s%s%s", st->line, st->at_min, st->unit, st->answer,
-        st->incident, u->replied && u->reply_status != LINKAGE__V1__ANSWER_REPLY__STATUS__OK
-                           ? ": refused: "
-                           : (u->replied ? "" : ": no answer from dispatch"),
+        st->incident,
+        u->replied && u->reply_status != LINKAGE__V1__ANSWER_REPLY__STATUS__OK
+            ? ": refused: "
+            : (u->replied ? "" : ": no answer from dispatch"),
         u->replied && u->reply_status != LINKAGE__V1__ANSWER_REPLY__STATUS__OK ? u->reply_error
                                                                                : "");
 }
@@ -543,7 +545,10 @@ static void do_coordinator(struct drill *d, const struct scenario_step *st, size
   if (st->refused) {
     check(d, refused && strstr(d->cmd_error, st->refused),
           "line %d, minute %g: coordinator's %s is refused saying \"%s\" (got %s%s)", st->line,
-          st->at_min, a, st->refused, refused ? "refused: " : d->cmd_got ? "OK" : "no answer",
+          st->at_min, a, st->refused,
+          refused      ? "refused: "
+          : d->cmd_got ? "OK"
+                       : "no answer",
           refused ? d->cmd_error : "");
     return;
   }
@@ -745,8 +750,8 @@ static int read_sql(struct drill *d, struct observation *o) {
   }
   for (int i = 0; i < PQntuples(r); i++) {
     int k = incident_index(d, PQgetvalue(r, i, 0));
-    Linkage__V1__Event *ev = linkage__v1__event__unpack(
-        NULL, (size_t)PQgetlength(r, i, 1), (const uint8_t *)PQgetvalue(r, i, 1));
+    Linkage__V1__Event *ev = linkage__v1__event__unpack(NULL, (size_t)PQgetlength(r, i, 1),
+                                                        (const uint8_t *)PQgetvalue(r, i, 1));
     if (k < 0 || !ev) {
       if (ev) linkage__v1__event__free_unpacked(ev, NULL);
       continue;
@@ -759,8 +764,7 @@ static int read_sql(struct drill *d, struct observation *o) {
                ev->dispatched->unit_id, lk_tier_name(ev->dispatched->tier) ?: "?");
     } else if (ev->body_case == LINKAGE__V1__EVENT__BODY_ESCALATED) {
       off = strlen(s->escalations);
-      snprintf(s->escalations + off, sizeof s->escalations - off, "%s\n",
-               ev->escalated->reason);
+      snprintf(s->escalations + off, sizeof s->escalations - off, "%s\n", ev->escalated->reason);
     }
     linkage__v1__event__free_unpacked(ev, NULL);
   }
@@ -836,8 +840,8 @@ static void check_rules(struct drill *d) {
   static char live[DRILL_MAX_INCIDENTS][16][160];
   memset(live, 0, sizeof live);
   for (int i = 0; i < PQntuples(r); i++) {
-    Linkage__V1__Event *ev = linkage__v1__event__unpack(
-        NULL, (size_t)PQgetlength(r, i, 0), (const uint8_t *)PQgetvalue(r, i, 0));
+    Linkage__V1__Event *ev = linkage__v1__event__unpack(NULL, (size_t)PQgetlength(r, i, 0),
+                                                        (const uint8_t *)PQgetvalue(r, i, 0));
     if (!ev) continue;
     int k = incident_index(d, ev->incident_id);
     const char *name = k >= 0 ? d->incidents[k].name : "?";
@@ -884,8 +888,8 @@ static void check_rules(struct drill *d) {
   PQclear(r);
   check(d, !early[0], "rule: no deadline is reported missed before it passed%s%s",
         early[0] ? ": " : "", early);
-  check(d, !born[0], "rule: no incident arrives at a tier already overdue%s%s",
-        born[0] ? ": " : "", born);
+  check(d, !born[0], "rule: no incident arrives at a tier already overdue%s%s", born[0] ? ": " : "",
+        born);
   r = PQexecParams(d->pg,
                    "select count(*) from incidents where incident_id = any($1::text[]) and "
                    "(time_to_acknowledge is not null or time_to_arrive is not null or "
@@ -931,11 +935,10 @@ static int disagree_now(struct drill *d, struct observation *op, char live[][16]
                s->api_lead, s->api_missing);
     /* CAP's msgType follows the same state: Cancel exactly when the incident is closed. */
     if (!strcmp(s->cap_msgtype, "Cancel") != !strcmp(s->api_state, "closed"))
-      snprintf(disagree, dlen, "%s: state %s but CAP msgType %s",
-               d->incidents[i].name, s->api_state, s->cap_msgtype);
+      snprintf(disagree, dlen, "%s: state %s but CAP msgType %s", d->incidents[i].name,
+               s->api_state, s->cap_msgtype);
     if (strcmp(s->cap_status, "Exercise") != 0 || !s->view_exercise || !s->api_exercise)
-      snprintf(disagree, dlen, "%s is not marked as an exercise everywhere",
-               d->incidents[i].name);
+      snprintf(disagree, dlen, "%s is not marked as an exercise everywhere", d->incidents[i].name);
     int lead_live = !s->api_lead[0];
     for (int j = 0; j < 16 && !lead_live; j++)
       lead_live = strncmp(live[i][j], s->api_lead, strlen(s->api_lead)) == 0 &&
@@ -996,10 +999,14 @@ static int open_units(struct drill *d) {
 int ctl_drill_main(int argc, char **argv) {
   static struct drill d;
   static const struct option opts[] = {
-      {"token", required_argument, NULL, 't'},     {"gateway", required_argument, NULL, 'g'},
-      {"pg", required_argument, NULL, 'p'},        {"district", required_argument, NULL, 'D'},
-      {"time-scale", required_argument, NULL, 's'}, {"grace", required_argument, NULL, 'G'},
-      {"help", no_argument, NULL, 'h'},            {0, 0, 0, 0},
+      {"token", required_argument, NULL, 't'},
+      {"gateway", required_argument, NULL, 'g'},
+      {"pg", required_argument, NULL, 'p'},
+      {"district", required_argument, NULL, 'D'},
+      {"time-scale", required_argument, NULL, 's'},
+      {"grace", required_argument, NULL, 'G'},
+      {"help", no_argument, NULL, 'h'},
+      {0, 0, 0, 0},
   };
   const char *district = getenv("LINKAGE_DISTRICT");
   char err[1024];
@@ -1040,8 +1047,8 @@ int ctl_drill_main(int argc, char **argv) {
     return CTL_EXIT_USAGE;
   }
   d.sc = sc;
-  d.district = lk_district_load(district ? district : "deploy/district/wenjiang.yaml", err,
-                                sizeof err);
+  d.district =
+      lk_district_load(district ? district : "deploy/district/wenjiang.yaml", err, sizeof err);
   d.zctx = zmq_ctx_new();
   if (!d.district) {
     fprintf(stderr, "linkagectl drill: %s\n", err);

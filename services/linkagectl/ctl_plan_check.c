@@ -51,9 +51,8 @@ void ctl_minutes_ranges(const unsigned char *gap, char *out, size_t len) {
 }
 
 int ctl_plan_check_main(int argc, char **argv) {
-  static const struct option opts[] = {{"district", required_argument, NULL, 'D'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {0, 0, 0, 0}};
+  static const struct option opts[] = {
+      {"district", required_argument, NULL, 'D'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
   const char *path = getenv("LINKAGE_DISTRICT");
   char err[1024];
   int c;

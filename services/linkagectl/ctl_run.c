@@ -170,8 +170,9 @@ static void decide(struct run_child *k, int64_t exit_status, int term_signal) {
     uv_timer_start(&k->restart, restart_cb, (uint64_t)(d.delay_us / 1000), 0);
     break;
   case CTL_GIVE_UP:
-    lk_error("daemon cannot start with its settings (refused, or an address it must listen on is taken), stopping the stack", "name=%s status=%lld",
-             k->daemon->name, (long long)exit_status);
+    lk_error("daemon cannot start with its settings (refused, or an address it must listen on is "
+             "taken), stopping the stack",
+             "name=%s status=%lld", k->daemon->name, (long long)exit_status);
     begin_stop(r, CTL_EXIT_FAIL);
     break;
   }
@@ -377,7 +378,8 @@ static int take_lock(void) {
   char path[PATH_MAX], pid[32] = "?";
   const char *inherited = getenv("LINKAGE_RUN_LOCK_FD");
   snprintf(path, sizeof path, "%s/" CTL_RUN_LOCK, lk_run_dir());
-  int fd = inherited && *inherited ? atoi(inherited) : open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  int fd =
+      inherited && *inherited ? atoi(inherited) : open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) {
     lk_error("cannot open the run directory's lock", "path=%s err=\"%s\"", path, strerror(errno));
     return -1;

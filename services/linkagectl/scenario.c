@@ -10,15 +10,15 @@
 #include "linkage/district.h"
 
 const char *const scenario_expect_keys[] = {
-    "tier",    "state",        "organisation", "severity", "lead",     "missing", "calls",
-    "escalations", "held_back_by", "held_back", "merged_into", "deadline", "overdue", "cap",
-    "exercise", NULL,
+    "tier",    "state",       "organisation", "severity",  "lead",        "missing",
+    "calls",   "escalations", "held_back_by", "held_back", "merged_into", "deadline",
+    "overdue", "cap",         "exercise",     NULL,
 };
 
 static const char *const actions[] = {"acknowledge", "escalate", "de-escalate", "merge", "close",
                                       "note",        "call",     "declare",     "lift",  NULL};
-static const char *const answers[] = {"acknowledged", "on_scene",    "resolved",
-                                      "declined",     "need_backup", "verified", NULL};
+static const char *const answers[] = {"acknowledged", "on_scene", "resolved", "declined",
+                                      "need_backup",  "verified", NULL};
 
 struct loader {
   struct scenario *s;
@@ -44,8 +44,7 @@ static int one_of(const char *s, const char *const *words) {
   return 0;
 }
 
-static int scalar(struct loader *ld, const struct lk_ynode *v, const char *what,
-                  const char **out) {
+static int scalar(struct loader *ld, const struct lk_ynode *v, const char *what, const char **out) {
   if (v->kind != LK_YSCALAR) return fail(ld, v->line, "%s must be a scalar", what);
   *out = v->text;
   return 0;
@@ -54,8 +53,7 @@ static int scalar(struct loader *ld, const struct lk_ynode *v, const char *what,
 static int number(struct loader *ld, const struct lk_ynode *v, const char *what, double min,
                   double max, double *out) {
   char *end;
-  if (v->kind != LK_YSCALAR || !v->text[0])
-    return fail(ld, v->line, "%s must be a number", what);
+  if (v->kind != LK_YSCALAR || !v->text[0]) return fail(ld, v->line, "%s must be a number", what);
   double d = strtod(v->text, &end);
   if (*end || !isfinite(d) || d < min || d > max)
     return fail(ld, v->line, "%s must be a number from %g to %g", what, min, max);
@@ -109,8 +107,7 @@ static int report_entry(struct loader *ld, struct scenario_step *st, const char 
   if (strcmp(key, "compound") == 0) return scalar(ld, v, "report compound", &st->compound);
   if (strcmp(key, "building") == 0) return scalar(ld, v, "report building", &st->building);
   if (strcmp(key, "kind") == 0) return scalar(ld, v, "report kind", &st->kind_word);
-  if (strcmp(key, "description") == 0)
-    return scalar(ld, v, "report description", &st->description);
+  if (strcmp(key, "description") == 0) return scalar(ld, v, "report description", &st->description);
   if (strcmp(key, "lat") == 0) return number(ld, v, "lat", -90, 90, &st->lat);
   if (strcmp(key, "lon") == 0) return number(ld, v, "lon", -180, 180, &st->lon);
   if (strcmp(key, "category") == 0) {
@@ -307,9 +304,8 @@ static int check_names(struct loader *ld) {
   const struct scenario *s = ld->s;
   for (size_t i = 0; i < s->step_count; i++) {
     const struct scenario_step *st = &s->steps[i];
-    const char *refs[3] = {st->kind == SC_ANSWER || st->kind == SC_COORDINATOR ? st->incident
-                                                                               : NULL,
-                           st->into, NULL};
+    const char *refs[3] = {
+        st->kind == SC_ANSWER || st->kind == SC_COORDINATOR ? st->incident : NULL, st->into, NULL};
     for (size_t j = 0; j < st->expect_count; j++)
       if (!st->expects[j].incident && strcmp(st->expects[j].key, "first") == 0)
         refs[2] = st->expects[j].values[0];
@@ -317,11 +313,9 @@ static int check_names(struct loader *ld) {
       if (!refs[r]) continue;
       const struct scenario_step *rep = NULL;
       for (size_t k = 0; k < i; k++)
-        if (s->steps[k].kind == SC_REPORT && !strcmp(s->steps[k].name, refs[r]))
-          rep = &s->steps[k];
+        if (s->steps[k].kind == SC_REPORT && !strcmp(s->steps[k].name, refs[r])) rep = &s->steps[k];
       if (!rep)
-        return fail(ld, st->line, "\"%s\" is not the name of a report before this step",
-                    refs[r]);
+        return fail(ld, st->line, "\"%s\" is not the name of a report before this step", refs[r]);
     }
     for (size_t j = 0; j < st->expect_count; j++) {
       const char *name = st->expects[j].incident;
@@ -329,8 +323,8 @@ static int check_names(struct loader *ld) {
       for (k = 0; name && k < i; k++)
         if (s->steps[k].kind == SC_REPORT && !strcmp(s->steps[k].name, name)) break;
       if (name && k == i)
-        return fail(ld, st->expects[j].line,
-                    "\"%s\" is not the name of a report before this step", name);
+        return fail(ld, st->expects[j].line, "\"%s\" is not the name of a report before this step",
+                    name);
     }
     if (i && st->at_min < s->steps[i - 1].at_min)
       return fail(ld, st->line, "steps must be in time order (at %g after at %g)", st->at_min,
@@ -462,8 +456,8 @@ static void joined_sorted(const struct scenario_expect *e, char *out, size_t len
   if (n == 1 && strcmp(out, "none") == 0) out[0] = '\0';
 }
 
-static int check_calls(const struct scenario_expect *e, const struct scenario_seen *seen,
-                       char *why, size_t whylen) {
+static int check_calls(const struct scenario_expect *e, const struct scenario_seen *seen, char *why,
+                       size_t whylen) {
   /* Each expected role's calls, in order, must be exactly the ledger's calls of that role. */
   for (size_t i = 0; i < e->n; i++) {
     const char *pair = e->values[i], *eq = strchr(pair, '=');
@@ -503,8 +497,8 @@ static int check_escalations(const struct scenario_expect *e, const struct scena
     char reason[512];
     snprintf(reason, sizeof reason, "%.*s", (int)(end - p), p);
     if (!strstr(reason, e->values[i]))
-      return WHY("escalation %zu: expected a reason saying \"%s\", got \"%s\"", i + 1,
-                 e->values[i], reason);
+      return WHY("escalation %zu: expected a reason saying \"%s\", got \"%s\"", i + 1, e->values[i],
+                 reason);
     p = end + 1;
   }
   return 1;
@@ -544,7 +538,8 @@ int scenario_check(const struct scenario_expect *e, const struct scenario_seen *
   if (!seen->in_view || !seen->in_api)
     return WHY("%s: the incident is not %s yet", key,
                !seen->in_view ? "in the incidents view" : "in /api/incidents");
-  if (strcmp(key, "tier") == 0) return both("tier", v0, seen->view_tier, seen->api_tier, why, whylen);
+  if (strcmp(key, "tier") == 0)
+    return both("tier", v0, seen->view_tier, seen->api_tier, why, whylen);
   if (strcmp(key, "state") == 0)
     return both("state", v0, seen->view_state, seen->api_state, why, whylen);
   if (strcmp(key, "lead") == 0)
@@ -577,8 +572,7 @@ int scenario_check(const struct scenario_expect *e, const struct scenario_seen *
     const char *got = held ? seen->api_held_back_by : seen->api_merged_into;
     const char *want = strcmp(v0, "none") == 0 ? "" : id_of(ctx, v0);
     if (strcmp(got, want ? want : "?") == 0) return 1;
-    return WHY("%s: expected %s (%s), got %s", key, v0, want ? want : "?",
-               got[0] ? got : "none");
+    return WHY("%s: expected %s (%s), got %s", key, v0, want ? want : "?", got[0] ? got : "none");
   }
   if (strcmp(key, "overdue") == 0 || strcmp(key, "exercise") == 0 ||
       strcmp(key, "held_back") == 0) {

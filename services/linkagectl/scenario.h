@@ -1,9 +1,9 @@
 #ifndef LINKAGECTL_SCENARIO_H
 #define LINKAGECTL_SCENARIO_H
 
-/* A scenario (a YAML file under tests/scenarios/): a timeline of what happens in plan minutes (reports,
- * unit answers or silence, units that go absent, coordinators' actions, planned work) and what
- * every reader must show at each step. This module is the pure part: loading a file into plain
+/* A scenario (a YAML file under tests/scenarios/): a timeline of what happens in plan minutes
+ * (reports, unit answers or silence, units that go absent, coordinators' actions, planned work) and
+ * what every reader must show at each step. This module is the pure part: loading a file into plain
  * structs with "file:line: why" for every mistake, and judging one expectation against what was
  * observed. `linkagectl drill` (ctl_drill.c) plays it against a running stack. The format is
  * documented at the top of tests/scenarios/README.md. */
@@ -46,7 +46,7 @@ struct scenario_step {
   /* SC_ANSWER: unit, incident, answer; SC_COORDINATOR: action, incident and its arguments */
   const char *unit, *incident, *answer;
   const char *action, *into, *reason, *role, *text, *window;
-  const char *refused; /* the answer or action must be refused, with this in the reason */
+  const char *refused;     /* the answer or action must be refused, with this in the reason */
   double from_min, to_min; /* declare: the window, plan minutes after the start */
   /* SC_ABSENT */
   const char *units[32];
@@ -60,9 +60,9 @@ struct scenario {
   struct lk_ynode *root; /* owns every string below */
   const char *path;      /* borrowed from the caller */
   const char *title, *about;
-  int clock_min;        /* local time at minute 0, minutes after midnight; -1 when not fixed */
-  double time_scale;    /* the scale the scenario is written for (a hint to test runners); 0 */
-  int present_all;      /* every unit of the district has a console */
+  int clock_min;     /* local time at minute 0, minutes after midnight; -1 when not fixed */
+  double time_scale; /* the scale the scenario is written for (a hint to test runners); 0 */
+  int present_all;   /* every unit of the district has a console */
   const char *present[64];
   size_t present_count;
   struct scenario_step *steps;
@@ -82,8 +82,8 @@ struct scenario_seen {
   int in_view, in_api;
   char view_state[24], view_tier[16], view_lead[72], view_missing[256];
   int view_exercise;
-  char api_state[24], api_tier[16], api_lead[72], api_missing[256], api_org[72],
-      api_severity[8], api_held_back_by[72], api_merged_into[72], api_deadline_kind[16];
+  char api_state[24], api_tier[16], api_lead[72], api_missing[256], api_org[72], api_severity[8],
+      api_held_back_by[72], api_merged_into[72], api_deadline_kind[16];
   double api_deadline_min; /* plan minutes after the start; meaningful with a deadline kind */
   int api_overdue, api_exercise, api_held_back;
   char open311_notes[512]; /* Open311 status_notes (fetched only when an expectation needs it) */

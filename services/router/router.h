@@ -67,11 +67,11 @@ struct router_incident {
   int64_t severity_changed_at_us;
   uint32_t ack_handle, resolve_handle; /* in the deadline heap, or LK_HEAP_NONE */
   uint32_t no_unit_handle;
-  int64_t no_unit_at_us; /* when dispatch found nobody at this tier (RI_NO_UNIT) */
-  uint8_t no_unit_role;  /* the role it found nobody for: index into lk_unit_types, plus 1 */
-  uint8_t no_unit_tried; /* units of that role called at this tier (capped at 255) */
-  uint32_t next_in_bucket;             /* next (older) incident of the same compound and kind */
-  uint32_t prev_in_bucket;             /* previous (newer) one, or 0 when first */
+  int64_t no_unit_at_us;   /* when dispatch found nobody at this tier (RI_NO_UNIT) */
+  uint8_t no_unit_role;    /* the role it found nobody for: index into lk_unit_types, plus 1 */
+  uint8_t no_unit_tried;   /* units of that role called at this tier (capped at 255) */
+  uint32_t next_in_bucket; /* next (older) incident of the same compound and kind */
+  uint32_t prev_in_bucket; /* previous (newer) one, or 0 when first */
   /* On a bucket's first (newest) incident only: the bucket's last merge search that may be
    * reused, a query and the target it found (router_policy.c); 0 when none may. */
   uint32_t memo_query, memo_target;
@@ -132,8 +132,8 @@ struct router_decision {
   const char *deadline; /* "acknowledge" or "resolve" for overdue and suppressed */
   int64_t due_us;
   Linkage__V1__Severity from_severity, to_severity;
-  char role[32];            /* call_requested: the role to call again */
-  char unit_id[LK_ID_MAX];  /* call_requested: the unit to call, or "" for the best one */
+  char role[32];           /* call_requested: the role to call again */
+  char unit_id[LK_ID_MAX]; /* call_requested: the unit to call, or "" for the best one */
   struct {
     char window_id[LK_ID_MAX];
     char compound_id[LK_ID_MAX];

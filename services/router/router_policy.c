@@ -243,8 +243,8 @@ static void no_unit_reason(const struct router_state *s, const struct router_inc
                            char *out, size_t len) {
   const char *role = inc->no_unit_role ? lk_unit_types[inc->no_unit_role - 1] : "needed";
   if (inc->no_unit_tried)
-    snprintf(out, len, "no %s unit answered at %s tier (%u called)", role,
-             lk_tier_name(inc->tier), (unsigned)inc->no_unit_tried);
+    snprintf(out, len, "no %s unit answered at %s tier (%u called)", role, lk_tier_name(inc->tier),
+             (unsigned)inc->no_unit_tried);
   else
     snprintf(out, len, "no %s unit on duty for %s at %s tier", role,
              s->district->compounds[inc->compound].id, lk_tier_name(inc->tier));
@@ -300,15 +300,15 @@ int router_decide_deadline(const struct router_state *s, const struct lk_deadlin
     }
     const struct router_incident *o = &s->incidents[inhibitor];
     begin(out, inc, d->owner, LINKAGE__V1__EVENT_TYPE__SUPPRESSED);
-    lk_event_id(out->event_id, sizeof out->event_id, inc->id, out->type,
-                which ? which : "no_unit", inc->epoch);
+    lk_event_id(out->event_id, sizeof out->event_id, inc->id, out->type, which ? which : "no_unit",
+                inc->epoch);
     out->deadline = which ? which : "";
     out->due_us = due;
     snprintf(out->by, sizeof out->by, "%s", o->id);
     const struct lk_plan *p = plan_of(s, o);
     snprintf(out->reason, sizeof out->reason,
-             "escalation held back: %s, the same %s %s, is open at %s tier", out->by,
-             o->kind, p && p->area_hazard && !near_enough(s, o, inc) ? "in its area" : "nearby",
+             "escalation held back: %s, the same %s %s, is open at %s tier", out->by, o->kind,
+             p && p->area_hazard && !near_enough(s, o, inc) ? "in its area" : "nearby",
              lk_tier_name(o->tier));
     out->recheck_us = now_us + period;
     return 1;

@@ -314,7 +314,8 @@ static void on_command(struct lk_zsock *s, struct lk_frames *m, void *data) {
     send_command_reply(r, pc, LINKAGE__V1__COMMAND_REPLY__STATUS__BUSY, NULL, 0,
                        "the router is catching up with the ledger; retry shortly");
     free(pc);
-  } else if (inflight(r, cmd->incident_id) || lk_map_get(&r->command_wait, cmd->incident_id, &seen)) {
+  } else if (inflight(r, cmd->incident_id) ||
+             lk_map_get(&r->command_wait, cmd->incident_id, &seen)) {
     /* A decision of ours is about to change this incident: decide on the state after it. */
     send_command_reply(r, pc, LINKAGE__V1__COMMAND_REPLY__STATUS__BUSY, NULL, 0,
                        "the incident is changing; retry shortly");

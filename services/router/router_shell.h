@@ -52,7 +52,7 @@ struct router {
   int resweep;   /* look for incidents that still need a routing or merge decision */
   /* Command ids already committed (from event ids ".../cmd-<id>"), so a retried command that
    * the state would now refuse (closing a closed incident) still answers OK. Bounded FIFO. */
-  struct lk_map recent_commands;             /* command id -> index in recent_ring */
+  struct lk_map recent_commands; /* command id -> index in recent_ring */
   /* Incidents a coordinator's command is changing: incident id -> the position of its event
    * (UINT64_MAX until committed). The next command on the incident waits (BUSY) until the
    * event is folded, so it is judged on the state that shows it. */

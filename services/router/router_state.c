@@ -346,10 +346,9 @@ static void note_no_unit(struct router_state *s, uint32_t slot, const Linkage__V
   inc->no_unit_tried =
       (uint8_t)(ev->no_unit_available->tried > 255 ? 255 : ev->no_unit_available->tried);
   lk_heap_remove(&s->deadlines, inc->no_unit_handle);
-  inc->no_unit_handle = lk_heap_push(&s->deadlines, (struct lk_deadline){.at_us = ev->at_us,
-                                                                         .owner = slot,
-                                                                         .kind =
-                                                                             ROUTER_DEADLINE_NO_UNIT});
+  inc->no_unit_handle = lk_heap_push(
+      &s->deadlines,
+      (struct lk_deadline){.at_us = ev->at_us, .owner = slot, .kind = ROUTER_DEADLINE_NO_UNIT});
 }
 
 uint32_t router_state_apply(struct router_state *s, uint64_t position,
@@ -390,9 +389,7 @@ uint32_t router_state_apply(struct router_state *s, uint64_t position,
     retier(s, slot, ev->de_escalated->to_tier, ev->de_escalated->acknowledge_by_us,
            ev->de_escalated->resolve_by_us);
     break;
-  case LINKAGE__V1__EVENT__BODY_NO_UNIT_AVAILABLE:
-    note_no_unit(s, slot, ev);
-    break;
+  case LINKAGE__V1__EVENT__BODY_NO_UNIT_AVAILABLE: note_no_unit(s, slot, ev); break;
   case LINKAGE__V1__EVENT__BODY_MERGED: {
     if (!(inc->flags & RI_MERGED)) leave_bucket(s, slot);
     inc->flags |= RI_MERGED;

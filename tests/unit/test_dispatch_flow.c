@@ -400,8 +400,8 @@ LK_TEST(unanswered_assignment_expires_then_nobody_is_left_then_escalation_tries_
   /* Silent again: nobody left at this tier, said with the tier and the count. */
   struct dispatch_assignment *a2 = dispatch_assignment_get(&f.s, "inc-x/fire_brigade/2");
   if (LK_CHECK(a2 != NULL)) {
-    LK_CHECK(dispatch_decide_expiry(&f.s, (uint32_t)(a2 - f.s.assignments), a2->acknowledge_by_us,
-                                    &d));
+    LK_CHECK(
+        dispatch_decide_expiry(&f.s, (uint32_t)(a2 - f.s.assignments), a2->acknowledge_by_us, &d));
     commit(&f, &d, "svc:dispatch", a2->acknowledge_by_us);
     n = decide_commit(&f, inc, a2->acknowledge_by_us, out, DISPATCH_MAX_ROLES);
     LK_CHECK_EQ_INT(n, 1);

@@ -38,7 +38,7 @@ static void needs_at(const struct lk_district *d, const char *plan, const char *
                      Linkage__V1__Tier tier, char *out, size_t len) {
   struct lk_need n[DISPATCH_MAX_ROLES];
   size_t count = lk_roster_needs(plan_by_id(d, plan), lk_district_compound(d, compound), tier, n,
-                                DISPATCH_MAX_ROLES);
+                                 DISPATCH_MAX_ROLES);
   needs_text(n, count, out, len);
 }
 
@@ -267,8 +267,7 @@ LK_TEST(coverage_is_most_specific_first) {
   LK_CHECK_EQ_INT(lk_unit_coverage(d, lk_district_unit(d, "fire-wenjiang"), zab, "3"), 1);
   LK_CHECK_EQ_INT(lk_unit_coverage(d, lk_district_unit(d, "property-zhouji-yinhai-bay"), zab, "3"),
                   0);
-  LK_CHECK_EQ_INT(lk_unit_coverage(d, lk_district_unit(d, "grid-workers-lijinggang"), zab, "3"),
-                  0);
+  LK_CHECK_EQ_INT(lk_unit_coverage(d, lk_district_unit(d, "grid-workers-lijinggang"), zab, "3"), 0);
   /* An established community's id is its compound's too: the compound level wins. */
   LK_CHECK_EQ_INT(lk_unit_coverage(d, lk_district_unit(d, "duty-lijinggang"), lij, "1"), 4);
   /* The community health station beats the street's centre while it is open. */

@@ -267,10 +267,10 @@ LK_TEST(copy_binary_encoding_of_the_unit_columns) {
   const uint8_t payload[1] = {0};
   struct ledger_item it;
   struct ledger_buf buf = {0};
-  static const uint8_t tail_lead[] = {0, 0, 0, 3, 'f', 'b', '1', 0, 0, 0, 1, 1,
-                                      0xff, 0xff, 0xff, 0xff};
-  static const uint8_t tail_answer[] = {0, 0, 0, 3, 'f', 'b', '1', 0xff, 0xff, 0xff, 0xff,
-                                        0xff, 0xff, 0xff, 0xff};
+  static const uint8_t tail_lead[] = {0, 0, 0, 3, 'f',  'b',  '1',  0,
+                                      0, 0, 1, 1, 0xff, 0xff, 0xff, 0xff};
+  static const uint8_t tail_answer[] = {0,    0,    0,    3,    'f',  'b',  '1', 0xff,
+                                        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
   static const uint8_t tail_exercise[] = {0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 1};
 
   memset(&it, 0, sizeof it);

@@ -38,8 +38,7 @@ enum pattern { P_ALL, P_LEAD_SILENT, P_NOBODY, P_DECLINE, P_COUNT };
 static const char *const pattern_names[] = {"everyone answers", "the lead never answers",
                                             "nobody answers", "a unit declines"};
 
-enum rule { R9_ENGAGED, R9_LEAD, R10_DEADLINE, R10_BORN, R12_AGREE, R11_HOLD, R13_ORDER,
-            R_COUNT };
+enum rule { R9_ENGAGED, R9_LEAD, R10_DEADLINE, R10_BORN, R12_AGREE, R11_HOLD, R13_ORDER, R_COUNT };
 static const char *const rule_names[] = {
     "9: every role called is engaged or shown missing",
     "9: the lead shown is engaged",
@@ -115,8 +114,8 @@ static void schedule_answers(struct sim *s, const Linkage__V1__Dispatched *dp) {
     break;
   case P_DECLINE:
     /* The first call of a role other than the lead's is declined. */
-    if (!lead && strstr(dp->assignment_id, "/1") == dp->assignment_id +
-                                                        strlen(dp->assignment_id) - 2) {
+    if (!lead &&
+        strstr(dp->assignment_id, "/1") == dp->assignment_id + strlen(dp->assignment_id) - 2) {
       kinds[n++] = LINKAGE__V1__ANSWER__KIND__DECLINED;
       break;
     }
@@ -162,7 +161,9 @@ static void check_event(struct sim *s, const Linkage__V1__Event *ev) {
 
 static void describe(const Linkage__V1__Event *ev, char *out, size_t n) {
   switch (ev->body_case) {
-  case LINKAGE__V1__EVENT__BODY_ROUTED: snprintf(out, n, "%s", lk_tier_name(ev->routed->tier)); break;
+  case LINKAGE__V1__EVENT__BODY_ROUTED:
+    snprintf(out, n, "%s", lk_tier_name(ev->routed->tier));
+    break;
   case LINKAGE__V1__EVENT__BODY_ESCALATED:
     snprintf(out, n, "-> %s: %s", lk_tier_name(ev->escalated->to_tier), ev->escalated->reason);
     break;
@@ -335,11 +336,9 @@ static void check_state(struct sim *s) {
             lk_state_name(g->state), over_r ? "over" : "open", over_d ? "over" : "open");
     if (over_gw || !(ri->flags & RI_ROUTED) || g->suppressed) continue;
     /* Rule 9: each need engaged (a live call of its role) or shown missing. */
-    const struct lk_plan *p =
-        lk_plan_find(s->d->plans, s->d->plan_count, di->category, di->kind);
+    const struct lk_plan *p = lk_plan_find(s->d->plans, s->d->plan_count, di->category, di->kind);
     struct lk_need needs[LK_MAX_NEEDS];
-    size_t nn =
-        lk_roster_needs(p, &s->d->compounds[di->compound], di->tier, needs, LK_MAX_NEEDS);
+    size_t nn = lk_roster_needs(p, &s->d->compounds[di->compound], di->tier, needs, LK_MAX_NEEDS);
     uint32_t missing = gw_incident_missing(g);
     for (size_t i = 0; i < nn; i++) {
       int live = 0;
@@ -349,8 +348,8 @@ static void check_state(struct sim *s) {
       }
       int bit = role_index(needs[i].role);
       if (!live && !(bit >= 0 && (missing & (1u << bit))))
-        broke(s, R9_ENGAGED, "%s at %s tier: %s has no live call and is not shown missing",
-              g->id, lk_tier_name(di->tier), needs[i].role);
+        broke(s, R9_ENGAGED, "%s at %s tier: %s has no live call and is not shown missing", g->id,
+              lk_tier_name(di->tier), needs[i].role);
     }
     if (g->lead_unit[0]) {
       int live = 0;
@@ -358,7 +357,8 @@ static void check_state(struct sim *s) {
         const struct dispatch_assignment *a = &s->ds.assignments[di->assignments[k]];
         live = a->lead && a->state != DA_DECLINED && strcmp(a->unit_id, g->lead_unit) == 0;
       }
-      if (!live) broke(s, R9_LEAD, "%s shows %s as lead, with no live lead call", g->id, g->lead_unit);
+      if (!live)
+        broke(s, R9_LEAD, "%s shows %s as lead, with no live lead call", g->id, g->lead_unit);
     }
   }
 }
@@ -433,12 +433,12 @@ LK_TEST(generated_single_incidents_hold_the_outcome_rules) {
               goto out;
             }
             char scenario[256];
-            snprintf(scenario, sizeof scenario,
-                     "plan %s, %s (%s), severity %s, %02d:00 local, %s", d->plans[p].id,
-                     d->compounds[c].id, lk_governance_mode_name(d->compounds[c].mode),
+            snprintf(scenario, sizeof scenario, "plan %s, %s (%s), severity %s, %02d:00 local, %s",
+                     d->plans[p].id, d->compounds[c].id,
+                     lk_governance_mode_name(d->compounds[c].mode),
                      lk_severity_name((Linkage__V1__Severity)sev), hour, pattern_names[pat]);
-            report(s, "inc-g", &d->plans[p], d->compounds[c].id,
-                   d->compounds[c].buildings[0].id, (Linkage__V1__Severity)sev);
+            report(s, "inc-g", &d->plans[p], d->compounds[c].id, d->compounds[c].buildings[0].id,
+                   (Linkage__V1__Severity)sev);
             run(s, s->now + 24 * 60 * MIN);
             played++;
             const struct gw_incident *g = gw_view_get(&s->gw, "inc-g");
@@ -460,7 +460,8 @@ out:
     LK_CHECK(failures[r] == 0);
   }
   LK_CHECK(played >= 1000);
-  LK_CHECK(escalated > 0 && missing_seen > 0); /* the patterns reach the cases the rules are about */
+  LK_CHECK(escalated > 0 &&
+           missing_seen > 0); /* the patterns reach the cases the rules are about */
   lk_district_destroy(&d);
 }
 
@@ -475,8 +476,7 @@ static int same_event(const struct lk_district *d, const struct router_incident 
   const struct lk_plan *p = lk_plan_find(d->plans, d->plan_count, by->category, by->kind);
   if (!p || !p->area_hazard) return 0;
   if (by->tier == LINKAGE__V1__TIER__DISTRICT) return 1;
-  const struct lk_org *a =
-      lk_district_community(d, d->compounds[held->compound].community_id);
+  const struct lk_org *a = lk_district_community(d, d->compounds[held->compound].community_id);
   const struct lk_org *b = lk_district_community(d, d->compounds[by->compound].community_id);
   return a && b && strcmp(a->parent_id, b->parent_id) == 0;
 }
@@ -528,8 +528,9 @@ LK_TEST(generated_pairs_hold_back_only_the_same_event_and_sort_by_urgency) {
               const char *ka = gw_incident_deadline(a, &da), *kb = gw_incident_deadline(b, &db);
               int oa = a->overdue || (ka && da <= s->now), ob = b->overdue || (kb && db <= s->now);
               int first_a = gw_incident_urgency_cmp(a, b, s->now) < 0;
-              int want_a = oa != ob ? oa : (a->severity != b->severity ? a->severity < b->severity
-                                                                       : first_a);
+              int want_a = oa != ob
+                               ? oa
+                               : (a->severity != b->severity ? a->severity < b->severity : first_a);
               if (first_a != want_a || (gw_incident_urgency_cmp(b, a, s->now) < 0) == first_a)
                 broke(s, R13_ORDER, "the dashboard lists %s first", first_a ? "inc-a" : "inc-b");
             }

@@ -351,21 +351,21 @@ LK_TEST(inhibition_holds_back_only_what_may_be_the_same_event) {
   /* The same building number in another compound is another building. */
   LK_CHECK_EQ_INT(s.incidents[other].compound == s.incidents[high].compound, 0);
   /* Reports without a kind are never the same event as anything. */
-  uint32_t k1 = report(&s, 7, "inc-k1", "d4", "lijinggang", "2",
-                       LINKAGE__V1__CATEGORY__SOCIAL_SAFETY, "", LINKAGE__V1__SEVERITY__SEVERITY_II,
-                       T0);
+  uint32_t k1 =
+      report(&s, 7, "inc-k1", "d4", "lijinggang", "2", LINKAGE__V1__CATEGORY__SOCIAL_SAFETY, "",
+             LINKAGE__V1__SEVERITY__SEVERITY_II, T0);
   LK_CHECK(router_decide_new(&s, k1, T0, &d));
   commit(&s, 8, &d, T0);
-  uint32_t k2 = report(&s, 9, "inc-k2", "d5", "lijinggang", "2",
-                       LINKAGE__V1__CATEGORY__SOCIAL_SAFETY, "", LINKAGE__V1__SEVERITY__SEVERITY_IV,
-                       T0 + 40 * MIN);
+  uint32_t k2 =
+      report(&s, 9, "inc-k2", "d5", "lijinggang", "2", LINKAGE__V1__CATEGORY__SOCIAL_SAFETY, "",
+             LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + 40 * MIN);
   LK_CHECK(router_decide_new(&s, k2, T0 + 40 * MIN, &d));
   commit(&s, 10, &d, T0 + 40 * MIN);
   LK_CHECK_EQ_INT(router_inhibitor(&s, k2), 0);
   /* The same kind word under another category is another event. */
-  uint32_t c2 = report(&s, 11, "inc-c2", "d6", "zhouji-yinhai-bay", "1",
-                       LINKAGE__V1__CATEGORY__LATENT_HAZARD, "gas_leak",
-                       LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + 40 * MIN);
+  uint32_t c2 =
+      report(&s, 11, "inc-c2", "d6", "zhouji-yinhai-bay", "1", LINKAGE__V1__CATEGORY__LATENT_HAZARD,
+             "gas_leak", LINKAGE__V1__SEVERITY__SEVERITY_IV, T0 + 40 * MIN);
   LK_CHECK(router_decide_new(&s, c2, T0 + 40 * MIN, &d));
   commit(&s, 12, &d, T0 + 40 * MIN);
   LK_CHECK_EQ_INT(router_inhibitor(&s, c2), 0);
@@ -679,8 +679,8 @@ LK_TEST(no_unit_available_escalates_at_its_time_with_what_happened) {
   /* Even with a coordinator's acknowledgement in: a role nobody can fill here escalates. */
   simple_event(&s, 3, "inc-a", LINKAGE__V1__EVENT_TYPE__ACKNOWLEDGED, T0 + MIN);
   /* A finding about another tier says nothing about this one. */
-  no_unit(&s, 4, "inc-a", "inc-a/no_unit_available/fire_brigade/street",
-          LINKAGE__V1__TIER__STREET, 1, T0 + 2 * MIN);
+  no_unit(&s, 4, "inc-a", "inc-a/no_unit_available/fire_brigade/street", LINKAGE__V1__TIER__STREET,
+          1, T0 + 2 * MIN);
   LK_CHECK_EQ_INT(s.deadlines.count, 1); /* the resolve deadline only */
   /* Nor one of an old ledger whose id names another tier. */
   no_unit(&s, 5, "inc-a", "inc-a/no_unit_available/fire_brigade/street", 0, 1, T0 + 2 * MIN);
@@ -709,9 +709,9 @@ LK_TEST(at_district_tier_a_missing_unit_raises_no_alarm_but_deadlines_do) {
   struct router_state s;
   struct router_decision d;
   init(&s);
-  uint32_t slot = report(&s, 1, "inc-g", "d1", "zhouji-asia-bay", "3",
-                         LINKAGE__V1__CATEGORY__ACCIDENT_DISASTER, "gas_leak",
-                         LINKAGE__V1__SEVERITY__SEVERITY_I, T0);
+  uint32_t slot =
+      report(&s, 1, "inc-g", "d1", "zhouji-asia-bay", "3", LINKAGE__V1__CATEGORY__ACCIDENT_DISASTER,
+             "gas_leak", LINKAGE__V1__SEVERITY__SEVERITY_I, T0);
   LK_CHECK(router_decide_new(&s, slot, T0, &d));
   commit(&s, 2, &d, T0);
   LK_CHECK_EQ_INT(s.incidents[slot].tier, LINKAGE__V1__TIER__DISTRICT);
