@@ -12,6 +12,7 @@
 #include "linkage/config.h"
 #include "linkage/hash.h"
 #include "linkage/map.h"
+#include "linkage/v1/command.pb-c.h"
 
 /* Exit codes shared by the subcommands (sysexits.h values where they fit). */
 #define CTL_EXIT_OK 0
@@ -159,8 +160,24 @@ int ctl_command_id(char *out, size_t len);
 
 /* One line for a CommandReply (without the newline), and the exit code:
  * OK -> 0, REJECTED -> 1, BUSY or anything else -> 75. */
-struct Linkage__V1__CommandReply;
-int ctl_command_outcome(const struct Linkage__V1__CommandReply *rep, char *line, size_t len);
+int ctl_command_outcome(const Linkage__V1__CommandReply *rep, char *line, size_t len);
+
+/* The body of an incident's command, for linkagectl's commands and the drill alike: action is
+ * ack (or acknowledge), escalate, de-escalate, merge, close, note or call; text is the
+ * acknowledgement's note, the reason, the note's text; into the incident to merge into; role
+ * and unit whom to call. The command points into storage. 0, or -1 for an unknown action. */
+struct ctl_command_body {
+  Linkage__V1__AcknowledgeCommand ack;
+  Linkage__V1__EscalateCommand esc;
+  Linkage__V1__DeEscalateCommand de;
+  Linkage__V1__MergeCommand merge;
+  Linkage__V1__CloseCommand close;
+  Linkage__V1__NoteCommand note;
+  Linkage__V1__CallCommand call;
+};
+int ctl_command_body(Linkage__V1__Command *cmd, struct ctl_command_body *storage,
+                     const char *action, const char *text, const char *into, const char *role,
+                     const char *unit);
 
 /* ---- the responder console (ctl_unit.c) ---- */
 

@@ -472,13 +472,7 @@ static void do_answer(struct drill *d, const struct scenario_step *st) {
 
 static void do_coordinator(struct drill *d, const struct scenario_step *st, size_t index) {
   Linkage__V1__Command cmd = LINKAGE__V1__COMMAND__INIT;
-  Linkage__V1__AcknowledgeCommand ack = LINKAGE__V1__ACKNOWLEDGE_COMMAND__INIT;
-  Linkage__V1__EscalateCommand esc = LINKAGE__V1__ESCALATE_COMMAND__INIT;
-  Linkage__V1__DeEscalateCommand de = LINKAGE__V1__DE_ESCALATE_COMMAND__INIT;
-  Linkage__V1__MergeCommand merge = LINKAGE__V1__MERGE_COMMAND__INIT;
-  Linkage__V1__CloseCommand close = LINKAGE__V1__CLOSE_COMMAND__INIT;
-  Linkage__V1__NoteCommand note = LINKAGE__V1__NOTE_COMMAND__INIT;
-  Linkage__V1__CallCommand call = LINKAGE__V1__CALL_COMMAND__INIT;
+  struct ctl_command_body body;
   Linkage__V1__PlannedWork pw = LINKAGE__V1__PLANNED_WORK__INIT;
   Linkage__V1__LiftPlannedWorkCommand lift = LINKAGE__V1__LIFT_PLANNED_WORK_COMMAND__INIT;
   char window[96];
@@ -489,30 +483,17 @@ static void do_coordinator(struct drill *d, const struct scenario_step *st, size
   cmd.actor = "drill";
   cmd.incident_id = (char *)(st->incident ? id_of(d, st->incident) : "");
   const char *a = st->action;
-  if (!strcmp(a, "acknowledge")) {
-    ack.note = (char *)reason;
-    cmd.body_case = LINKAGE__V1__COMMAND__BODY_ACKNOWLEDGE, cmd.acknowledge = &ack;
-  } else if (!strcmp(a, "escalate")) {
-    esc.reason = (char *)reason;
-    cmd.body_case = LINKAGE__V1__COMMAND__BODY_ESCALATE, cmd.escalate = &esc;
-  } else if (!strcmp(a, "de-escalate")) {
-    de.reason = (char *)reason;
-    cmd.body_case = LINKAGE__V1__COMMAND__BODY_DE_ESCALATE, cmd.de_escalate = &de;
-  } else if (!strcmp(a, "merge")) {
-    merge.into_incident_id = (char *)id_of(d, st->into);
-    cmd.body_case = LINKAGE__V1__COMMAND__BODY_MERGE, cmd.merge = &merge;
-  } else if (!strcmp(a, "close")) {
-    close.reason = (char *)(reason[0] ? reason : "closed in a drill");
-    cmd.body_case = LINKAGE__V1__COMMAND__BODY_CLOSE, cmd.close = &close;
-  } else if (!strcmp(a, "note")) {
-    note.text = (char *)(st->text ? st->text : reason);
-    cmd.body_case = LINKAGE__V1__COMMAND__BODY_NOTE, cmd.note = &note;
-  } else if (!strcmp(a, "call")) {
-    call.role = (char *)(st->role ? st->role : "");
-    call.unit_id = (char *)(st->unit ? st->unit : "");
-    call.reason = (char *)reason;
-    cmd.body_case = LINKAGE__V1__COMMAND__BODY_CALL, cmd.call = &call;
-  } else if (!strcmp(a, "declare")) {
+  const char *text = !strcmp(a, "note") && st->text      ? st->text
+                     : !strcmp(a, "close") && !reason[0] ? "closed in a drill"
+                                                         : reason;
+  if (!strcmp(a, "declare") || !strcmp(a, "lift")) {
+    /* planned work below */
+  } else if (ctl_command_body(&cmd, &body, a, text, st->into ? id_of(d, st->into) : NULL, st->role,
+                              st->unit) != 0) {
+    check(d, 0, "line %d: unknown action %s", st->line, a);
+    return;
+  }
+  if (!strcmp(a, "declare")) {
     pw.window_id = window;
     pw.compound_id = (char *)st->compound;
     pw.building = (char *)(st->building ? st->building : "");
@@ -522,7 +503,7 @@ static void do_coordinator(struct drill *d, const struct scenario_step *st, size
     pw.reason = (char *)(reason[0] ? reason : "planned work in a drill");
     cmd.body_case = LINKAGE__V1__COMMAND__BODY_DECLARE_PLANNED_WORK;
     cmd.declare_planned_work = &pw;
-  } else {
+  } else if (!strcmp(a, "lift")) {
     lift.window_id = window;
     lift.reason = (char *)reason;
     cmd.body_case = LINKAGE__V1__COMMAND__BODY_LIFT_PLANNED_WORK, cmd.lift_planned_work = &lift;

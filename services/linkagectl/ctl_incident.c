@@ -507,15 +507,49 @@ static int send_command(struct parsed *p, Linkage__V1__Command *cmd) {
 #define VAL(p, opt) ((p)->val[(opt)-OPT_NOTE])
 #define OR_EMPTY(s) ((char *)((s) ? (s) : ""))
 
+int ctl_command_body(Linkage__V1__Command *cmd, struct ctl_command_body *b, const char *action,
+                     const char *text, const char *into, const char *role, const char *unit) {
+  char *t = (char *)(text ? text : "");
+  memset(b, 0, sizeof *b);
+  if (strcmp(action, "ack") == 0 || strcmp(action, "acknowledge") == 0) {
+    linkage__v1__acknowledge_command__init(&b->ack);
+    b->ack.note = t;
+    cmd->body_case = LINKAGE__V1__COMMAND__BODY_ACKNOWLEDGE, cmd->acknowledge = &b->ack;
+  } else if (strcmp(action, "escalate") == 0) {
+    linkage__v1__escalate_command__init(&b->esc);
+    b->esc.reason = t;
+    cmd->body_case = LINKAGE__V1__COMMAND__BODY_ESCALATE, cmd->escalate = &b->esc;
+  } else if (strcmp(action, "de-escalate") == 0) {
+    linkage__v1__de_escalate_command__init(&b->de);
+    b->de.reason = t;
+    cmd->body_case = LINKAGE__V1__COMMAND__BODY_DE_ESCALATE, cmd->de_escalate = &b->de;
+  } else if (strcmp(action, "merge") == 0) {
+    linkage__v1__merge_command__init(&b->merge);
+    b->merge.into_incident_id = (char *)(into ? into : "");
+    cmd->body_case = LINKAGE__V1__COMMAND__BODY_MERGE, cmd->merge = &b->merge;
+  } else if (strcmp(action, "close") == 0) {
+    linkage__v1__close_command__init(&b->close);
+    b->close.reason = t;
+    cmd->body_case = LINKAGE__V1__COMMAND__BODY_CLOSE, cmd->close = &b->close;
+  } else if (strcmp(action, "note") == 0) {
+    linkage__v1__note_command__init(&b->note);
+    b->note.text = t;
+    cmd->body_case = LINKAGE__V1__COMMAND__BODY_NOTE, cmd->note = &b->note;
+  } else if (strcmp(action, "call") == 0) {
+    linkage__v1__call_command__init(&b->call);
+    b->call.role = (char *)(role ? role : "");
+    b->call.unit_id = (char *)(unit ? unit : "");
+    b->call.reason = t;
+    cmd->body_case = LINKAGE__V1__COMMAND__BODY_CALL, cmd->call = &b->call;
+  } else {
+    return -1;
+  }
+  return 0;
+}
+
 int ctl_incident_main(int argc, char **argv) {
   Linkage__V1__Command cmd = LINKAGE__V1__COMMAND__INIT;
-  Linkage__V1__AcknowledgeCommand ack = LINKAGE__V1__ACKNOWLEDGE_COMMAND__INIT;
-  Linkage__V1__EscalateCommand esc = LINKAGE__V1__ESCALATE_COMMAND__INIT;
-  Linkage__V1__DeEscalateCommand de = LINKAGE__V1__DE_ESCALATE_COMMAND__INIT;
-  Linkage__V1__MergeCommand merge = LINKAGE__V1__MERGE_COMMAND__INIT;
-  Linkage__V1__CloseCommand close = LINKAGE__V1__CLOSE_COMMAND__INIT;
-  Linkage__V1__NoteCommand note = LINKAGE__V1__NOTE_COMMAND__INIT;
-  Linkage__V1__CallCommand call = LINKAGE__V1__CALL_COMMAND__INIT;
+  struct ctl_command_body body;
   const struct cmd_spec *sp = NULL;
   struct parsed p;
   int rc;
@@ -527,44 +561,18 @@ int ctl_incident_main(int argc, char **argv) {
   if (rc >= 0) return rc;
   ctl_log_init();
   cmd.incident_id = (char *)p.pos[0];
-  if (strcmp(sp->name, "ack") == 0) {
-    ack.note = OR_EMPTY(VAL(&p, OPT_NOTE));
-    cmd.body_case = LINKAGE__V1__COMMAND__BODY_ACKNOWLEDGE;
-    cmd.acknowledge = &ack;
-  } else if (strcmp(sp->name, "escalate") == 0) {
-    esc.reason = (char *)VAL(&p, OPT_REASON);
-    cmd.body_case = LINKAGE__V1__COMMAND__BODY_ESCALATE;
-    cmd.escalate = &esc;
-  } else if (strcmp(sp->name, "de-escalate") == 0) {
-    de.reason = (char *)VAL(&p, OPT_REASON);
-    cmd.body_case = LINKAGE__V1__COMMAND__BODY_DE_ESCALATE;
-    cmd.de_escalate = &de;
-  } else if (strcmp(sp->name, "merge") == 0) {
-    merge.into_incident_id = (char *)VAL(&p, OPT_INTO);
-    cmd.body_case = LINKAGE__V1__COMMAND__BODY_MERGE;
-    cmd.merge = &merge;
-  } else if (strcmp(sp->name, "close") == 0) {
-    close.reason = (char *)VAL(&p, OPT_REASON);
-    cmd.body_case = LINKAGE__V1__COMMAND__BODY_CLOSE;
-    cmd.close = &close;
-  } else if (strcmp(sp->name, "call") == 0) {
-    call.role = OR_EMPTY(VAL(&p, OPT_ROLE));
-    call.unit_id = OR_EMPTY(VAL(&p, OPT_UNIT));
-    call.reason = OR_EMPTY(VAL(&p, OPT_REASON));
-    if (!call.role[0] && !call.unit_id[0]) {
-      fprintf(stderr, "linkagectl call: --role or --unit is required; see --help\n");
-      return CTL_EXIT_USAGE;
-    }
-    cmd.body_case = LINKAGE__V1__COMMAND__BODY_CALL;
-    cmd.call = &call;
-  } else {
-    note.text = (char *)p.pos[1];
-    cmd.body_case = LINKAGE__V1__COMMAND__BODY_NOTE;
-    cmd.note = &note;
+  const char *text = strcmp(sp->name, "ack") == 0    ? VAL(&p, OPT_NOTE)
+                     : strcmp(sp->name, "note") == 0 ? p.pos[1]
+                                                     : VAL(&p, OPT_REASON);
+  if (strcmp(sp->name, "call") == 0 && !VAL(&p, OPT_ROLE) && !VAL(&p, OPT_UNIT)) {
+    fprintf(stderr, "linkagectl call: --role or --unit is required; see --help\n");
+    return CTL_EXIT_USAGE;
   }
+  if (ctl_command_body(&cmd, &body, sp->name, text, VAL(&p, OPT_INTO), VAL(&p, OPT_ROLE),
+                       VAL(&p, OPT_UNIT)) != 0)
+    return CTL_EXIT_USAGE;
   return send_command(&p, &cmd);
 }
-
 int ctl_plan_main(int argc, char **argv) {
   Linkage__V1__Command cmd = LINKAGE__V1__COMMAND__INIT;
   Linkage__V1__PlannedWork pw = LINKAGE__V1__PLANNED_WORK__INIT;
