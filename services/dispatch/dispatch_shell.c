@@ -472,6 +472,7 @@ static void on_hello(struct dispatch *ds, const uint8_t *identity, size_t identi
                      const Linkage__V1__UnitMessage *um, const char *key) {
   char q[200];
   int u = unit_index(ds, um->unit_id);
+  if (u < 0) return; /* the protocol welcomes only units of the district */
   struct dispatch_conn *c = &ds->conns[u];
   c->identity_len = identity_len;
   memcpy(c->identity, identity, identity_len);
@@ -567,7 +568,9 @@ static void on_unit_message(struct lk_zsock *s, struct lk_frames *m, void *data)
   struct dispatch_decision d;
   char why[512], q[600];
   int64_t now = lk_now_us();
-  switch (dispatch_protocol_decide(&ds->state, um, &view, now, &d, why, sizeof why)) {
+  enum dispatch_act act = dispatch_protocol_decide(&ds->state, um, &view, now, &d, why, sizeof why);
+  if (!c && act != DISPATCH_ACT_REJECT && act != DISPATCH_ACT_REFUSE) goto done; /* cannot be */
+  switch (act) {
   case DISPATCH_ACT_REJECT: reject_message(ds, identity, identity_len, um->seq, why); break;
   case DISPATCH_ACT_REFUSE:
     if (um->body_case == LINKAGE__V1__UNIT_MESSAGE__BODY_ANSWER)

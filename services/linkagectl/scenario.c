@@ -39,7 +39,7 @@ static int fail(struct loader *ld, int line, const char *fmt, ...) {
 }
 
 static int one_of(const char *s, const char *const *words) {
-  for (size_t i = 0; words[i]; i++)
+  for (size_t i = 0; s && words[i]; i++)
     if (strcmp(s, words[i]) == 0) return 1;
   return 0;
 }
