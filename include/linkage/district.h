@@ -91,6 +91,8 @@ const char *lk_governance_mode_name(enum lk_governance_mode m);
 extern const char *const lk_unit_types[];
 /* Their Chinese names, in the same order. */
 extern const char *const lk_unit_types_zh[];
+/* The index of a unit type in lk_unit_types, or -1 when it is none. */
+int lk_unit_type_index(const char *type);
 /* A unit type as people say it: the type itself, or its Chinese name; type when unknown. */
 const char *lk_unit_type_label(const char *type, int zh);
 

@@ -50,6 +50,11 @@ uint8_t *lk_event_pack(const Linkage__V1__Event *ev, size_t *len);
 /* The body case that must accompany each event type (checked by the ledger). */
 Linkage__V1__Event__BodyCase lk_event_body_for(Linkage__V1__EventType t);
 
+/* The tier a no_unit_available was written for: its tier field, or for events written before
+ * that field the last part of its id ("<incident>/no_unit_available/<role>/<tier>");
+ * TIER_UNSPECIFIED when neither says. */
+Linkage__V1__Tier lk_event_no_unit_tier(const Linkage__V1__Event *ev);
+
 /* Checks an event a service asks the ledger to append: ids present, sane and
  * UTF-8, type known, body matching type. Returns LK_OK or LK_EINVAL with why. */
 int lk_event_check(const Linkage__V1__Event *ev, char *err, size_t errlen);

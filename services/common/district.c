@@ -41,10 +41,15 @@ const char *const lk_unit_types_zh[] = {
     "派出所", "消防救援", "街道应急办", "区应急管理局", NULL,
 };
 
+int lk_unit_type_index(const char *type) {
+  for (int i = 0; type && lk_unit_types[i]; i++)
+    if (strcmp(lk_unit_types[i], type) == 0) return i;
+  return -1;
+}
+
 const char *lk_unit_type_label(const char *type, int zh) {
-  for (size_t i = 0; lk_unit_types[i]; i++)
-    if (strcmp(lk_unit_types[i], type) == 0) return zh ? lk_unit_types_zh[i] : lk_unit_types[i];
-  return type;
+  int i = lk_unit_type_index(type);
+  return i < 0 ? type : zh ? lk_unit_types_zh[i] : lk_unit_types[i];
 }
 
 const char *lk_governance_mode_name(enum lk_governance_mode m) {

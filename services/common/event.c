@@ -142,6 +142,14 @@ Linkage__V1__Event__BodyCase lk_event_body_for(Linkage__V1__EventType t) {
   }
 }
 
+Linkage__V1__Tier lk_event_no_unit_tier(const Linkage__V1__Event *ev) {
+  if (ev->no_unit_available->tier) return ev->no_unit_available->tier;
+  const char *last = strrchr(ev->event_id, '/');
+  for (unsigned t = 1; last && t < 5; t++)
+    if (strcmp(last + 1, tier_names[t]) == 0) return (Linkage__V1__Tier)t;
+  return LINKAGE__V1__TIER__TIER_UNSPECIFIED;
+}
+
 int lk_utf8_valid(const char *s, size_t len) {
   const unsigned char *p = (const unsigned char *)s, *end = p + len;
   while (p < end) {

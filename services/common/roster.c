@@ -83,8 +83,8 @@ size_t lk_plan_gaps(const struct lk_district *d, const struct lk_plan *plan,
         break;
     if (u == d->unit_count) {
       /* The type's name from the district's own table: out must outlive needs[]. */
-      for (size_t t = 0; lk_unit_types[t]; t++)
-        if (strcmp(lk_unit_types[t], needs[i].role) == 0) out[n++] = lk_unit_types[t];
+      int t = lk_unit_type_index(needs[i].role);
+      if (t >= 0) out[n++] = lk_unit_types[t];
     }
   }
   return n;

@@ -303,14 +303,7 @@ static void answer(struct dispatch_state *s, const Linkage__V1__Event *ev,
 /* no_unit_available for a role at a tier: "<incident>/no_unit_available/<role>/<tier>". */
 static void note_no_unit(struct dispatch_state *s, uint32_t slot, const Linkage__V1__Event *ev) {
   struct dispatch_incident *inc = &s->incidents[slot];
-  /* Said at another tier: the tier field, or for events written before it the id's last part. */
-  if (ev->no_unit_available->tier) {
-    if (ev->no_unit_available->tier != inc->tier) return;
-  } else {
-    const char *tier = strrchr(ev->event_id, '/');
-    const char *name = lk_tier_name(inc->tier);
-    if (!tier || !name || strcmp(tier + 1, name) != 0) return;
-  }
+  if (lk_event_no_unit_tier(ev) != inc->tier) return; /* said at another tier */
   const struct lk_plan *plan =
       lk_plan_find(s->district->plans, s->district->plan_count, inc->category, inc->kind);
   struct lk_need needs[DISPATCH_MAX_ROLES];

@@ -166,15 +166,13 @@ static const char *unit_label(const struct gw_view *v, const char *id, int zh) {
   return zh && u->name_zh ? u->name_zh : u->name;
 }
 
-static const char *answer_unit(const Linkage__V1__Event *ev, const char **note) {
-  const Linkage__V1__UnitAnswer *a =
-      ev->body_case == LINKAGE__V1__EVENT__BODY_UNIT_ACKNOWLEDGED ? ev->unit_acknowledged
-      : ev->body_case == LINKAGE__V1__EVENT__BODY_UNIT_DECLINED   ? ev->unit_declined
-      : ev->body_case == LINKAGE__V1__EVENT__BODY_UNIT_ON_SCENE   ? ev->unit_on_scene
-      : ev->body_case == LINKAGE__V1__EVENT__BODY_UNIT_RESOLVED   ? ev->unit_resolved
-                                                                  : ev->backup_requested;
-  *note = a->note;
-  return a->unit_id;
+/* The UnitAnswer body of a unit_* or backup_requested event. */
+static const Linkage__V1__UnitAnswer *unit_answer_of(const Linkage__V1__Event *ev) {
+  return ev->body_case == LINKAGE__V1__EVENT__BODY_UNIT_ACKNOWLEDGED ? ev->unit_acknowledged
+         : ev->body_case == LINKAGE__V1__EVENT__BODY_UNIT_DECLINED   ? ev->unit_declined
+         : ev->body_case == LINKAGE__V1__EVENT__BODY_UNIT_ON_SCENE   ? ev->unit_on_scene
+         : ev->body_case == LINKAGE__V1__EVENT__BODY_UNIT_RESOLVED   ? ev->unit_resolved
+                                                                     : ev->backup_requested;
 }
 
 /* The timeline's one-line summary of an event, in English or in Chinese (the page translates
@@ -228,9 +226,9 @@ static void describe(const struct gw_view *v, const Linkage__V1__Event *ev, int 
   case LINKAGE__V1__EVENT__BODY_UNIT_ON_SCENE:
   case LINKAGE__V1__EVENT__BODY_UNIT_RESOLVED:
   case LINKAGE__V1__EVENT__BODY_BACKUP_REQUESTED: {
-    const char *note;
-    const char *unit = answer_unit(ev, &note);
-    snprintf(out, n, "%s%s%s", unit_label(v, unit, zh), note[0] ? (zh ? "：" : ": ") : "", note);
+    const Linkage__V1__UnitAnswer *a = unit_answer_of(ev);
+    snprintf(out, n, "%s%s%s", unit_label(v, a->unit_id, zh), a->note[0] ? (zh ? "：" : ": ") : "",
+             a->note);
     break;
   }
   case LINKAGE__V1__EVENT__BODY_COORDINATOR_NOTE:
@@ -248,9 +246,11 @@ static void describe(const struct gw_view *v, const Linkage__V1__Event *ev, int 
       snprintf(out, n, "%s deadline missed at %s", ev->overdue->deadline, tier(ev->overdue->tier));
     break;
   case LINKAGE__V1__EVENT__BODY_SUPPRESSED:
-    snprintf(out, n, zh ? "升级暂缓，原因事件 %s：%s" : "%s deadline held by %s: %s",
-             zh ? ev->suppressed->by : ev->suppressed->deadline,
-             zh ? ev->suppressed->reason : ev->suppressed->by, zh ? "" : ev->suppressed->reason);
+    if (zh)
+      snprintf(out, n, "升级暂缓，原因事件 %s：%s", ev->suppressed->by, ev->suppressed->reason);
+    else
+      snprintf(out, n, "%s deadline held by %s: %s", ev->suppressed->deadline, ev->suppressed->by,
+               ev->suppressed->reason);
     break;
   case LINKAGE__V1__EVENT__BODY_NO_UNIT_AVAILABLE:
     snprintf(out, n, zh ? "无%s可用：%s" : "no %s: %s",
@@ -258,9 +258,9 @@ static void describe(const struct gw_view *v, const Linkage__V1__Event *ev, int 
     break;
   case LINKAGE__V1__EVENT__BODY_CALL_REQUESTED: {
     const Linkage__V1__CallRequested *c = ev->call_requested;
-    snprintf(out, n, zh ? "重新呼叫%s%s%s%s" : "call %s again%s%s%s",
+    snprintf(out, n, zh ? "重新呼叫%s%s%s" : "call %s again%s%s",
              c->unit_id[0] ? unit_label(v, c->unit_id, zh) : lk_unit_type_label(c->role, zh),
-             c->reason[0] ? (zh ? "：" : ": ") : "", c->reason, "");
+             c->reason[0] ? (zh ? "：" : ": ") : "", c->reason);
     break;
   }
   default: break;
@@ -320,12 +320,6 @@ static void fold_state(struct gw_view *v, struct gw_incident *inc, Linkage__V1__
   inc->state = next;
 }
 
-static int role_bit(const char *role) {
-  for (int i = 0; lk_unit_types[i] && i < 32; i++)
-    if (strcmp(lk_unit_types[i], role) == 0) return i;
-  return -1;
-}
-
 /* The role and n of an assignment id "<incident>/<role>/<n>"; NULL when it is not one. */
 static struct gw_assignment *assignment_of(struct gw_incident *inc, const char *id) {
   const char *last = strrchr(id, '/');
@@ -376,15 +370,7 @@ static void add_assignment(struct gw_incident *inc, const Linkage__V1__Dispatche
 }
 
 static void answer(struct gw_incident *inc, const Linkage__V1__Event *ev) {
-  const char *note;
-  answer_unit(ev, &note);
-  const Linkage__V1__UnitAnswer *ua =
-      ev->body_case == LINKAGE__V1__EVENT__BODY_UNIT_ACKNOWLEDGED ? ev->unit_acknowledged
-      : ev->body_case == LINKAGE__V1__EVENT__BODY_UNIT_DECLINED   ? ev->unit_declined
-      : ev->body_case == LINKAGE__V1__EVENT__BODY_UNIT_ON_SCENE   ? ev->unit_on_scene
-      : ev->body_case == LINKAGE__V1__EVENT__BODY_UNIT_RESOLVED   ? ev->unit_resolved
-                                                                  : ev->backup_requested;
-  struct gw_assignment *a = assignment_of(inc, ua->assignment_id);
+  struct gw_assignment *a = assignment_of(inc, unit_answer_of(ev)->assignment_id);
   if (!a || a->state == GW_A_DECLINED) return;
   uint8_t st = ev->body_case == LINKAGE__V1__EVENT__BODY_UNIT_DECLINED   ? GW_A_DECLINED
                : ev->body_case == LINKAGE__V1__EVENT__BODY_UNIT_RESOLVED ? GW_A_RESOLVED
@@ -397,7 +383,7 @@ uint32_t gw_incident_missing(const struct gw_incident *inc) {
   uint32_t missing = inc->no_unit_roles;
   for (uint16_t i = 0; missing && i < inc->assignment_count; i++) {
     const struct gw_assignment *a = &inc->assignments[i];
-    int bit = role_bit(a->role);
+    int bit = lk_unit_type_index(a->role);
     if (bit >= 0 && a->state != GW_A_DECLINED) missing &= ~(1u << bit);
   }
   return lk_state_over(inc->state) ? 0 : missing;
@@ -508,11 +494,8 @@ uint32_t gw_view_apply(struct gw_view *v, uint64_t position, const Linkage__V1__
   case LINKAGE__V1__EVENT__BODY_NO_UNIT_AVAILABLE: {
     /* Only a finding about the tier it is at now (as the router and dispatch fold it). */
     const Linkage__V1__NoUnitAvailable *nu = ev->no_unit_available;
-    const char *last = strrchr(ev->event_id, '/');
-    const char *name = lk_tier_name(inc->tier);
-    int here = nu->tier ? nu->tier == inc->tier : (last && name && strcmp(last + 1, name) == 0);
-    int bit = role_bit(nu->role);
-    if (here && bit >= 0) inc->no_unit_roles |= 1u << bit;
+    int bit = lk_unit_type_index(nu->role);
+    if (lk_event_no_unit_tier(ev) == inc->tier && bit >= 0) inc->no_unit_roles |= 1u << bit;
     break;
   }
   default: break;

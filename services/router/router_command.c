@@ -150,10 +150,8 @@ int router_decide_command(const struct router_state *s, const Linkage__V1__Comma
         REJECT("unit %s is a %s, not a %.31s", u->id, u->type, role);
       role = u->type;
     }
-    size_t k;
-    for (k = 0; lk_unit_types[k]; k++)
-      if (strcmp(lk_unit_types[k], role) == 0) break;
-    if (!lk_unit_types[k]) REJECT("a call names a unit type (fire_brigade, ...) or a unit");
+    if (lk_unit_type_index(role) < 0)
+      REJECT("a call names a unit type (fire_brigade, ...) or a unit");
     if (u && !lk_unit_coverage(s->district, u, c, inc->building))
       REJECT("unit %s does not cover %s", u->id, c->id);
     size_t covering = 0;

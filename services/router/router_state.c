@@ -314,16 +314,6 @@ static void retier(struct router_state *s, uint32_t slot, Linkage__V1__Tier tier
   note_high_tier(s, slot);
 }
 
-/* The tier a no_unit_available was written for: its tier field, or for events written before
- * that field the last part of its id ("<incident>/no_unit_available/<role>/<tier>"). */
-static Linkage__V1__Tier no_unit_tier(const Linkage__V1__Event *ev) {
-  if (ev->no_unit_available->tier) return ev->no_unit_available->tier;
-  const char *last = strrchr(ev->event_id, '/');
-  for (int t = LINKAGE__V1__TIER__COMPOUND; last && t <= LINKAGE__V1__TIER__DISTRICT; t++)
-    if (strcmp(last + 1, lk_tier_name((Linkage__V1__Tier)t)) == 0) return (Linkage__V1__Tier)t;
-  return LINKAGE__V1__TIER__TIER_UNSPECIFIED;
-}
-
 /* Dispatch found nobody for a role at a tier. Only the lead role makes the tier unable to handle
  * the incident (a grid worker off duty at 3 a.m. does not send a gas leak to the district; the
  * readers show that role as missing), and only a finding about the tier the incident is at now
@@ -334,12 +324,10 @@ static Linkage__V1__Tier no_unit_tier(const Linkage__V1__Event *ev) {
 static void note_no_unit(struct router_state *s, uint32_t slot, const Linkage__V1__Event *ev) {
   struct router_incident *inc = &s->incidents[slot];
   int legacy = ev->no_unit_available->tier == LINKAGE__V1__TIER__TIER_UNSPECIFIED;
-  if (!router_incident_open(inc) || no_unit_tier(ev) != inc->tier || (inc->flags & RI_NO_UNIT) ||
-      (!legacy && !ev->no_unit_available->lead))
+  if (!router_incident_open(inc) || lk_event_no_unit_tier(ev) != inc->tier ||
+      (inc->flags & RI_NO_UNIT) || (!legacy && !ev->no_unit_available->lead))
     return;
-  uint8_t role = 0;
-  for (size_t i = 0; lk_unit_types[i] && i < 254; i++)
-    if (strcmp(lk_unit_types[i], ev->no_unit_available->role) == 0) role = (uint8_t)(i + 1);
+  uint8_t role = (uint8_t)(lk_unit_type_index(ev->no_unit_available->role) + 1);
   inc->flags |= RI_NO_UNIT;
   inc->no_unit_at_us = ev->at_us;
   inc->no_unit_role = role;

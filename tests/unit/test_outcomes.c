@@ -316,12 +316,6 @@ static void fire(struct sim *s) {
 
 /* ---- the settled state's rules ---- */
 
-static int role_index(const char *role) {
-  for (int i = 0; lk_unit_types[i]; i++)
-    if (strcmp(lk_unit_types[i], role) == 0) return i;
-  return -1;
-}
-
 static void check_state(struct sim *s) {
   for (uint32_t slot = 1; slot < s->gw.count; slot++) {
     const struct gw_incident *g = &s->gw.incidents[slot];
@@ -346,7 +340,7 @@ static void check_state(struct sim *s) {
         const struct dispatch_assignment *a = &s->ds.assignments[di->assignments[k]];
         live = strcmp(a->role, needs[i].role) == 0 && a->state != DA_DECLINED;
       }
-      int bit = role_index(needs[i].role);
+      int bit = lk_unit_type_index(needs[i].role);
       if (!live && !(bit >= 0 && (missing & (1u << bit))))
         broke(s, R9_ENGAGED, "%s at %s tier: %s has no live call and is not shown missing", g->id,
               lk_tier_name(di->tier), needs[i].role);
