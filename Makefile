@@ -5,7 +5,7 @@ CC       ?= cc
 CSTD     := -std=c11 -D_GNU_SOURCE
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 OPT      ?= -O2 -g
-PKGS     := libzmq libuv libprotobuf-c libsodium yaml-0.1 libpq libmicrohttpd json-c
+PKGS     := libzmq libuv libprotobuf-c libsodium yaml-0.1 libpq libmicrohttpd json-c libsystemd
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
 SAN      ?=

@@ -13,6 +13,7 @@
 #include "linkage/clock.h"
 #include "linkage/error.h"
 #include "linkage/log.h"
+#include "linkage/notify.h"
 #include "linkage/zsock.h"
 
 /* What the skeleton owns besides the daemon's own state. */
@@ -23,6 +24,7 @@ struct skeleton {
   uv_timer_t tick;
   struct lk_zsock control;
   int control_open;
+  struct lk_notify notify; /* systemd's READY/WATCHDOG/STATUS/STOPPING (notify.h) */
 };
 
 const char *lk_run_dir(void) {
@@ -60,6 +62,7 @@ void lk_service_stop(struct lk_runtime *rt) {
   if (rt->stopping) return;
   rt->stopping = 1;
   lk_info("stopping", NULL);
+  lk_notify_stop(&sk->notify);
   uv_timer_stop(&sk->tick);
   uv_close((uv_handle_t *)&sk->tick, NULL);
   uv_close((uv_handle_t *)&sk->sigint, NULL);
@@ -105,6 +108,11 @@ static void on_control(struct lk_zsock *s, struct lk_frames *m, void *data) {
   const void *b[1] = {line};
   size_t l[1] = {strlen(line)};
   lk_zsock_sendv(s, b, l, 1, ZMQ_DONTWAIT);
+}
+
+static void notify_status_cb(void *arg, char *buf, size_t len) {
+  struct skeleton *sk = arg;
+  if (sk->svc->status) sk->svc->status(&sk->rt, buf, len);
 }
 
 static int open_control(struct skeleton *sk) {
@@ -241,6 +249,8 @@ int lk_service_run(const struct lk_service *svc, int argc, char **argv) {
   }
   if (svc->tick) uv_timer_start(&sk.tick, tick_cb, svc->tick_ms, svc->tick_ms ? svc->tick_ms : 100);
   lk_info("started", "pid=%ld", (long)getpid());
+  /* Last, once everything listens: READY=1 is what orders the units started after this one. */
+  if (lk_notify_start(&sk.notify, &loop, notify_status_cb, &sk) != LK_OK) lk_service_fail(&sk.rt);
   uv_run(&loop, UV_RUN_DEFAULT);
   exit_code = sk.rt.exit_code;
 
