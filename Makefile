@@ -44,7 +44,7 @@ BENCH_BIN := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 CHAOS_SRC := $(wildcard tests/chaos/*.c)
 CHAOS_BIN := $(patsubst tests/chaos/%.c,$(BUILD)/chaos/%,$(CHAOS_SRC))
 
-.PHONY: all deps run test unit bench chaos asan fuzz fuzz-bins format lint clean
+.PHONY: all deps run test unit bench chaos asan fuzz fuzz-bins format lint clean install uninstall
 .SECONDARY:
 
 all: $(PROGRAMS) $(UNIT_BIN) $(BENCH_BIN) $(FUZZ_REPLAY) $(CHAOS_BIN)
@@ -158,6 +158,53 @@ lint: all
 	  --inline-suppr --suppress=missingIncludeSystem -Iinclude -I$(BUILD)/gen services tests/unit
 	clang-tidy --quiet $(COMMON_SRC) $(foreach d,$(DAEMONS) linkagectl,$(wildcard services/$(d)/*.c)) -- \
 	  $(CSTD) -Iinclude -I$(BUILD)/gen $(PKG_CFLAGS)
+
+# `make install [PREFIX=/usr/local] [DESTDIR=]`: programs to $(BINDIR), the systemd units to
+# $(UNITDIR) (in systemd's search path for both /usr and /usr/local), the dashboard to
+# $(DATADIR)/linkage/www. Settings go to $(SYSCONFDIR)/linkage (/etc/linkage whatever PREFIX is)
+# and only when absent, so a reinstall keeps the operator's; pristine copies are in
+# $(DATADIR)/linkage/examples. The units are made from deploy/systemd/*.in with these paths
+# filled in, so they name the binaries installed here (README "Deploying").
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+DATADIR     ?= $(PREFIX)/share
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+SYSCONFDIR  ?= /etc
+INSTALL     ?= install
+UNIT_IN     := $(wildcard deploy/systemd/*.service.in)
+UNIT_FILES  := $(notdir $(UNIT_IN:.in=)) linkage.target
+ETC_FILES   := deploy/systemd/linkage.env:linkage.env:0600 \
+  deploy/district/wenjiang.yaml:district.yaml:0644 \
+  deploy/nftables/linkage-limit.nft:linkage-limit.nft:0644
+SUBST = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DATADIR@|$(DATADIR)|g' \
+  -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
+
+install: $(PROGRAMS)
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+	  $(DESTDIR)$(DATADIR)/linkage/www $(DESTDIR)$(DATADIR)/linkage/examples \
+	  $(DESTDIR)$(SYSCONFDIR)/linkage
+	$(INSTALL) -m 0755 $(PROGRAMS) $(DESTDIR)$(BINDIR)/
+	@for f in $(UNIT_IN); do \
+	  $(SUBST) $$f >$(DESTDIR)$(UNITDIR)/$$(basename $$f .in) && \
+	  chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename $$f .in) || exit 1; \
+	done
+	$(INSTALL) -m 0644 deploy/systemd/linkage.target $(DESTDIR)$(UNITDIR)/
+	$(INSTALL) -m 0644 deploy/systemd/linkage.sysusers $(DESTDIR)$(SYSUSERSDIR)/linkage.conf
+	$(INSTALL) -m 0644 services/gateway/www/* $(DESTDIR)$(DATADIR)/linkage/www/
+	@for e in $(ETC_FILES); do \
+	  src=$${e%%:*}; rest=$${e#*:}; name=$${rest%%:*}; mode=$${rest#*:}; \
+	  $(INSTALL) -m 0644 $$src $(DESTDIR)$(DATADIR)/linkage/examples/$$name || exit 1; \
+	  dst=$(DESTDIR)$(SYSCONFDIR)/linkage/$$name; \
+	  if [ ! -e $$dst ]; then $(INSTALL) -m $$mode $$src $$dst || exit 1; \
+	  else echo "linkage: keeping $$dst (the new one: $(DATADIR)/linkage/examples/$$name)"; fi; \
+	done
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(PROGRAMS))) \
+	  $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNIT_FILES)) $(DESTDIR)$(SYSUSERSDIR)/linkage.conf
+	rm -rf $(DESTDIR)$(DATADIR)/linkage
+	@echo "linkage: $(SYSCONFDIR)/linkage and the user linkage are left in place"
 
 clean:
 	rm -rf build build-asan build-fuzz bin
