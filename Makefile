@@ -135,7 +135,7 @@ test: deps all $(PY_PB2)
 unit: all
 	@tests/run-all.sh unit
 
-bench: deps all
+bench: deps all $(PY_PB2)
 	@tests/bench/run-bench.sh
 
 # The long overload and bad-peer runs (a minute or more each); `make test` runs short versions.

@@ -7,8 +7,7 @@
 #      of the ledger's rows in the ledger's batch size (bench_copy), and the latency of a
 #      one-row durable transaction (the floor under any acknowledgement after commit);
 #   2. linkage-ledger + linkage-intake on free ports: reports/s acknowledged (unpaced), then ack
-#      latency paced at half that rate, the ratios against the ceilings with the targets of
-#      issue 2, the ledger's commit cycle next to a bare COPY of the same batch size, and the
+#      latency paced at half that rate, the ratios against the ceilings with their targets, the ledger's commit cycle next to a bare COPY of the same batch size, and the
 #      daemons' peak RSS;
 #   3. the router core without sockets (bench_router): a million open incidents, memory per
 #      incident, heap operations/s, timer lateness on a real libuv loop;
@@ -21,8 +20,13 @@
 #      BENCH_CHAIN_RATE (200) reports/s for BENCH_CHAIN_PACED_S (10) s; then BENCH_CHAIN_REPORTS
 #      (30000) unpaced: reports/s for which reported, routed and all four dispatched events are
 #      committed (the last assignment arrived; the ledger's rows counted by type after), against
-#      the targets of issue 4. Time runs at 0.1 there so that no deadline passes during the run,
+#      its targets. Time runs at 0.1 there so that no deadline passes during the run,
 #      and the local time (duty hours) is set to noon.
+#   6. make run's stack in a network namespace (tests/bench/bench_router_kill.py): gas leaks
+#      whose resolve deadlines are missed at every tier while the router is killed with SIGKILL
+#      every 3 s; how late each deadline's decision was committed, overall and for the deadlines
+#      that fell due while the router was down (BENCH_KILL_REPORTS, BENCH_KILL_RATE,
+#      BENCH_KILL_EVERY_S).
 # Ends with a summary block for the README. Sizes can be changed through the environment
 # (BENCH_REPORTS, BENCH_PACED_S, BENCH_COPY_ROWS, BENCH_ZMQ_MSGS, BENCH_ROUTER_INCIDENTS,
 # BENCH_CHAIN_RATE, BENCH_CHAIN_PACED_S, BENCH_CHAIN_REPORTS);
@@ -174,7 +178,7 @@ intake_hwm=$(hwm_kb "$intake_pid")
 r_copy=$(ratio "$acked_rate" "$copy_rate")
 r_zmq=$(ratio "$acked_rate" "$zmq_rate")
 say ""
-say "== ratios and targets (issue 2)"
+say "== ratios and targets"
 say "acked/s / raw COPY rows/s  = $r_copy   target >= 0.3: $(met "$r_copy" ">=" 0.3)"
 say "acked/s / raw ZeroMQ msgs/s = $r_zmq   (no target)"
 say "ack latency p50 at half rate = $p50_ms ms   target <= 1.5 ms: $(met "$p50_ms" "<=" 1.5)"
@@ -293,10 +297,19 @@ if [ "$n_rout" -ne "$n_rep" ] || [ "$n_disp" -ne $((4 * n_rep)) ]; then
   exit 1
 fi
 say ""
-say "== targets (issue 4)"
+say "== targets of the whole chain"
 say "report -> first assignment p50 at $CHAIN_RATE reports/s = $c_p50_ms ms   target <= 3 ms: $(met "$c_p50_ms" "<=" 3)"
 say "reports through the whole chain, all committed = $chain_rate reports/s   target >= 25000: $(met "$chain_rate" ">=" 25000)"
 say "dispatch peak RSS: $(mib "$dispatch_hwm") MiB after $((n_rep)) incidents, $n_disp open assignments"
+
+# ---------------------------------------------------------------- router kill -9 on make run
+say ""
+say "== deadlines across kill -9 of the router, on make run's stack (supervisor restarts it)"
+/usr/bin/python3 tests/bench/bench_router_kill.py >"$dir/kill.out"
+k() { val "$1" "$dir/kill.out"; }
+say "$(k kill_reports) gas leaks, $(k kill_deadlines) resolve deadlines missed (escalated or overdue), the router killed $(k kill_kills) times; back on its control socket after p50 $(k kill_restart_p50_s) s, max $(k kill_restart_max_s) s"
+say "lateness of every deadline decision: p50 $(k kill_late_p50_s) s, p99 $(k kill_late_p99_s) s, max $(k kill_late_max_s) s"
+say "of the $(k kill_gap_deadlines) that fell due while the router was down or starting: p50 $(k kill_gap_late_p50_s) s, p99 $(k kill_gap_late_p99_s) s, max $(k kill_gap_late_max_s) s   target p99 <= 1 s: $(met "$(k kill_gap_late_p99_s)" "<=" 1)"
 
 elapsed=$(($(date +%s) - t_start))
 say ""
@@ -322,4 +335,7 @@ cat <<EOF
 | report → first assignment at $CHAIN_RATE reports/s (3 durable commits), p50 / p99 | $c_p50_ms ms / $c_p99_ms ms (target p50 ≤ 3 ms: $(met "$c_p50_ms" "<=" 3)) |
 | whole chain, reported + routed + 4 dispatched committed, assignments delivered | $chain_rate reports/s, $chain_event_rate events/s (target ≥ 25k reports/s: $(met "$chain_rate" ">=" 25000)) |
 | dispatch peak RSS at $n_rep incidents, $n_disp open assignments | $(mib "$dispatch_hwm") MiB |
+| router kill -9 every ${BENCH_KILL_EVERY_S:-3} s ($(k kill_kills) kills): back after p50 / max | $(k kill_restart_p50_s) s / $(k kill_restart_max_s) s |
+| deadline lateness across the kills, all $(k kill_deadlines), p50 / p99 / max | $(k kill_late_p50_s) s / $(k kill_late_p99_s) s / $(k kill_late_max_s) s |
+| deadline lateness, the $(k kill_gap_deadlines) due while the router was down, p50 / p99 / max | $(k kill_gap_late_p50_s) s / $(k kill_gap_late_p99_s) s / $(k kill_gap_late_max_s) s (target p99 ≤ 1 s: $(met "$(k kill_gap_late_p99_s)" "<=" 1)) |
 EOF

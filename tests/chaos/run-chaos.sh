@@ -1,6 +1,6 @@
 #!/bin/sh
 # `make chaos`: the long versions of the chaos tests (LINKAGE_CHAOS_LONG=1): a minute of
-# overload, bad peers in five without-with-with-without rounds of 6 s phases with the issue's
+# overload, bad peers in five without-with-with-without rounds of 6 s phases with the
 # 95% threshold (plain and with CURVE; heavy, no-limit and fast-retry variants recorded), and
 # test_chaos.py's faults (kill -9, PostgreSQL immediate stop, SIGSTOP, link cut / degrade /
 # delay / loss between network namespaces) in shuffled rounds for LINKAGE_CHAOS_SECONDS (300) under load.
@@ -15,7 +15,7 @@ export LINKAGE_CHAOS_LONG=1
 pass=0
 fail=0
 # test_bad_peers.py runs five ways: plain and with CURVE (its bad peers then present unknown
-# keys), both asserting the 95%; heavy (every bad peer ten times as often), nolimit
+# keys), both asserting 95%; heavy (every bad peer ten times as often), nolimit
 # (without deploy/nftables/linkage-limit.nft) and curvefast (unknown keys retrying every 100 ms,
 # what the limit is for) record what those cost and assert only that legitimate traffic keeps
 # most of its throughput (the README has the figures).

@@ -1,4 +1,4 @@
-"""Bad peers (issue 6, "Chaos and overload"): 100 connections sending junk or
+"""Bad peers: 100 connections sending junk or
 an unknown key to intake's device port must not cut legitimate throughput by
 more than 5%.
 
@@ -52,7 +52,7 @@ for; the README gives the figures at faster rates.
 Where the time goes is measured too: CPU seconds of linkage-intake, of the
 ledger and of the generators per phase, and how busy the stack's CPUs were.
 
-The threshold: `make chaos` (LINKAGE_CHAOS_LONG=1) asserts the issue's 95%
+The threshold: `make chaos` (LINKAGE_CHAOS_LONG=1) asserts 95%
 over ROUNDS rounds, plain and with CURVE, and records two more runs with a
 looser LINKAGE_BAD_PEERS_BOUND: heavy (junk every 10 ms) and without the
 connection limit. The

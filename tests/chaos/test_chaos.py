@@ -1,4 +1,4 @@
-"""Chaos (issue 6, "Chaos and overload", first bullet): the whole stack under
+"""Chaos: the whole stack under
 steady load while daemons, the database and the network fail, over and over.
 
 Where things run. The test makes a network namespace joined to the root one

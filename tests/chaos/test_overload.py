@@ -1,4 +1,4 @@
-"""Overload (issue 6, "Chaos and overload"): ten times the sustainable rate,
+"""Overload: ten times the sustainable rate,
 offered open loop, for a minute in `make chaos` (LINKAGE_CHAOS_LONG=1) and
 ~10 s in `make test`.
 

@@ -1,4 +1,4 @@
-"""CURVE on the public feed (README "The public feed", issue 6).
+"""CURVE on the public feed (README "The public feed").
 
 The stack runs in the harness's CURVE mode (device and unit ports), so the gateway's feed
 speaks CURVE too, with its feed endpoint bound to every address (0.0.0.0: allowed only with
