@@ -619,8 +619,13 @@ class Stack:
         self.pg_dir = os.path.join(self.tmp, "pg")
         self.run_dir = os.path.join(self.tmp, "run")
         os.makedirs(self.run_dir)
+        # One call, so no port is handed out twice.
+        ports = free_ports(8 + len(DAEMONS))
         self.ports = dict(zip(("intake", "ledger", "stream", "router", "dispatch", "gateway", "feed",
-                               "feed_replay"), free_ports(8)))
+                               "feed_replay"), ports[:8]))
+        # Every daemon serves GET /metrics; a port of its own per stack, so stacks side by side
+        # (and a `make run` stack on the default ports) never collide.
+        self.metrics_ports = dict(zip(DAEMONS, ports[8:]))
         # The gateway's HTTP port is the one start_daemon waits for.
         self.http_port = self.ports["gateway"]
         self.base_url = "http://127.0.0.1:%d" % self.http_port
@@ -671,6 +676,8 @@ class Stack:
             "LINKAGE_FEED_REPLAY_ENDPOINT": self.feed_replay_endpoint,
             "LINKAGE_TOKENS_REFRESH_MS": "200",
         })
+        for name, port in self.metrics_ports.items():
+            e["LINKAGE_%s_METRICS_LISTEN" % name.upper()] = "127.0.0.1:%d" % port
         if self.curve and self.server_key_file:
             # Before extra_env, so a test can still turn CURVE off for one daemon.
             e.update({
@@ -956,6 +963,17 @@ class Stack:
     def token_refreshes(self):
         st = self.gateway_status()
         return int(st["token_refreshes"]) if st and "token_refreshes" in st else None
+
+    def metrics(self, name, timeout=5.0):
+        """GET /metrics of a daemon: (status, content type, body text)."""
+        import http.client
+        c = http.client.HTTPConnection("127.0.0.1", self.metrics_ports[name], timeout=timeout)
+        try:
+            c.request("GET", "/metrics")
+            r = c.getresponse()
+            return r.status, r.getheader("Content-Type"), r.read().decode("utf-8")
+        finally:
+            c.close()
 
     def http(self, method, path, token=None, data=None, headers=None, timeout=10.0):
         """One HTTP request to the gateway. data: a dict (sent form-encoded) or bytes.
