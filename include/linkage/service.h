@@ -6,13 +6,17 @@
 
 #include "linkage/config.h"
 
+struct lk_metrics_writer;
+
 /* The daemon skeleton (Fluent Bit's plugin struct, Redis's serverCron).
  * A daemon declares itself as one struct lk_service and main() hands it to
  * lk_service_run(), which parses options (--help, --config FILE,
  * --check-config, --help-config, --set key=value), loads the config, installs
  * SIGINT/SIGTERM/SIGHUP handlers, binds the control socket that answers
- * `linkagectl status`, runs the loop with the periodic tick, and on stop
- * closes every handle so that uv_loop_close() returns 0. */
+ * `linkagectl status`, serves GET /metrics (Prometheus) on the address of the
+ * config entry "<name>_metrics_listen" when the table has one
+ * (LK_METRICS_CONFIG in linkage/metrics.h), runs the loop with the periodic
+ * tick, and on stop closes every handle so that uv_loop_close() returns 0. */
 
 struct lk_runtime {
   uv_loop_t *loop;
@@ -38,6 +42,9 @@ struct lk_service {
   uint64_t tick_ms;
   /* Writes one line of key=value status for `linkagectl status`. May be NULL. */
   void (*status)(struct lk_runtime *rt, char *buf, size_t len);
+  /* Writes the daemon's metric families for a scrape of /metrics, after the skeleton's process
+   * families (linkage/metrics.h). Runs on the loop; may be NULL. */
+  void (*metrics)(struct lk_runtime *rt, struct lk_metrics_writer *w);
   /* Closes every handle the daemon opened (the loop then runs to completion). */
   void (*stop)(struct lk_runtime *rt);
   /* Extra text for --help: the man-page-like description. */

@@ -13,6 +13,8 @@
 #include "linkage/clock.h"
 #include "linkage/error.h"
 #include "linkage/log.h"
+#include "linkage/metrics.h"
+#include "linkage/metrics_http.h"
 #include "linkage/notify.h"
 #include "linkage/zsock.h"
 
@@ -25,6 +27,9 @@ struct skeleton {
   struct lk_zsock control;
   int control_open;
   struct lk_notify notify; /* systemd's READY/WATCHDOG/STATUS/STOPPING (notify.h) */
+  struct lk_metrics_http *metrics; /* GET /metrics; NULL when off */
+  double started_s;                /* Unix seconds */
+  long restarts;                   /* LK_METRICS_RESTARTS_ENV */
 };
 
 const char *lk_run_dir(void) {
@@ -69,6 +74,7 @@ void lk_service_stop(struct lk_runtime *rt) {
   uv_close((uv_handle_t *)&sk->sigterm, NULL);
   uv_close((uv_handle_t *)&sk->sighup, NULL);
   if (sk->control_open) lk_zsock_close(&sk->control);
+  lk_metrics_http_stop(&sk->metrics);
   if (sk->svc->stop) sk->svc->stop(rt);
 }
 
@@ -128,6 +134,30 @@ static int open_control(struct skeleton *sk) {
                          "control");
   if (rc == LK_OK) sk->control_open = 1;
   return rc;
+}
+
+/* One scrape: the process families, then the daemon's own. */
+static void metrics_cb(struct lk_metrics_writer *w, void *data) {
+  struct skeleton *sk = data;
+  lk_metrics_process(w, sk->svc->name, sk->started_s, sk->restarts);
+  if (sk->svc->metrics) sk->svc->metrics(&sk->rt, w);
+}
+
+/* Serves /metrics on the "<name>_metrics_listen" setting, if the daemon's table has one. */
+static int open_metrics(struct skeleton *sk) {
+  char key[128];
+  const char *env = getenv(LK_METRICS_RESTARTS_ENV);
+  sk->started_s = (double)lk_now_us() / 1e6;
+  sk->restarts = env ? strtol(env, NULL, 10) : 0;
+  if (sk->restarts < 0) sk->restarts = 0;
+  snprintf(key, sizeof key, "%s_metrics_listen", sk->svc->name);
+  for (size_t i = 0; i < sk->svc->config_len; i++) {
+    const struct lk_config_entry *e = &sk->svc->config[i];
+    if (e->type == LK_CFG_STRING && strcmp(e->key, key) == 0)
+      return lk_metrics_http_start(sk->rt.loop, (const char *)sk->rt.config + e->offset,
+                                   metrics_cb, sk, &sk->metrics);
+  }
+  return LK_OK;
 }
 
 static void close_walk_cb(uv_handle_t *h, void *arg) {
@@ -228,7 +258,7 @@ int lk_service_run(const struct lk_service *svc, int argc, char **argv) {
   uv_timer_init(&loop, &sk.tick);
   sk.tick.data = &sk;
 
-  if (open_control(&sk) != LK_OK || svc->start(&sk.rt) != LK_OK) {
+  if (open_control(&sk) != LK_OK || svc->start(&sk.rt) != LK_OK || open_metrics(&sk) != LK_OK) {
     if (address_taken[0]) {
       lk_error("start failed: an address this daemon must listen on is taken; is another stack "
                "running?",
@@ -243,6 +273,7 @@ int lk_service_run(const struct lk_service *svc, int argc, char **argv) {
     uv_close((uv_handle_t *)&sk.sigterm, NULL);
     uv_close((uv_handle_t *)&sk.sighup, NULL);
     if (sk.control_open) lk_zsock_close(&sk.control);
+    lk_metrics_http_stop(&sk.metrics);
     if (svc->stop) svc->stop(&sk.rt);
     uv_run(&loop, UV_RUN_DEFAULT);
     goto fail_ctx;
