@@ -190,4 +190,10 @@ const char *lk_auth_msg_key(const struct lk_auth *a, const struct lk_frames *m);
 
 void lk_auth_stop(struct lk_auth *a);
 
+struct lk_metrics_writer;
+/* The handler's figures as Prometheus families named <prefix>_curve_...: whether CURVE is on,
+ * and when it is, the keys in force, handshakes allowed and denied, messages refused for a key
+ * revoked since, registry reloads (zap_metrics.c). */
+void lk_auth_metrics(struct lk_metrics_writer *w, const char *prefix, const struct lk_auth *a);
+
 #endif

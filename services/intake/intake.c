@@ -10,6 +10,7 @@
 #include "linkage/clock.h"
 #include "linkage/error.h"
 #include "linkage/log.h"
+#include "linkage/metrics.h"
 
 /* libzmq drops a frame larger than ZMQ_MAXMSGSIZE by closing the peer's
  * connection, and the device sees silence, not an answer. So the limit sits
@@ -285,6 +286,27 @@ void intake_status(struct lk_runtime *rt, char *buf, size_t len) {
              "revoked_refused=%llu",
              in->auth.ring ? in->auth.ring->n : (size_t)0, (unsigned long long)in->auth.zap_allowed,
              (unsigned long long)in->auth.zap_denied, (unsigned long long)in->auth.revoked_refused);
+}
+
+/* The status line's figures, for Prometheus. */
+void intake_metrics(struct lk_runtime *rt, struct lk_metrics_writer *w) {
+  struct intake *in = rt->state;
+  const struct intake_stats *st = &in->stats;
+  lk_metrics_family(w, "linkage_intake_reports_total", LK_METRIC_COUNTER,
+                    "device messages answered, by the status of the ReportAck: accepted (committed "
+                    "in the ledger), duplicate (a retry of a committed report), rejected (a rule "
+                    "broken), busy (over capacity; the device retries)");
+  lk_metrics_sample(w, (double)st->accepted, "status", "accepted", NULL);
+  lk_metrics_sample(w, (double)st->duplicate, "status", "duplicate", NULL);
+  lk_metrics_sample(w, (double)st->rejected, "status", "rejected", NULL);
+  lk_metrics_sample(w, (double)st->busy, "status", "busy", NULL);
+  lk_metrics_single(w, "linkage_intake_inflight_reports", LK_METRIC_GAUGE,
+                    "reports waiting for the ledger's commit", in->inflight);
+  lk_metrics_single(w, "linkage_intake_inflight_limit", LK_METRIC_GAUGE,
+                    "reports waiting for the ledger at which new ones are answered busy "
+                    "(inflight_max)",
+                    in->limits.inflight_max);
+  lk_auth_metrics(w, "linkage_intake", &in->auth);
 }
 
 /* Also runs after a failed start, so every step checks what was opened.

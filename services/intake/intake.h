@@ -27,6 +27,7 @@ struct intake_config {
   long keys_refresh_ms;
   int link_curve;
   char link_key_file[LK_CONFIG_STR];
+  char metrics_listen[LK_CONFIG_STR];
 };
 
 /* Room for a routing envelope kept while the ledger works: the peer's
@@ -70,6 +71,7 @@ struct intake {
 int intake_start(struct lk_runtime *rt);
 void intake_tick(struct lk_runtime *rt, int64_t now_us);
 void intake_status(struct lk_runtime *rt, char *buf, size_t len);
+void intake_metrics(struct lk_runtime *rt, struct lk_metrics_writer *w);
 void intake_stop(struct lk_runtime *rt);
 
 #endif

@@ -3,6 +3,7 @@
 #include <stddef.h>
 
 #include "intake.h"
+#include "linkage/metrics.h"
 
 #define CFG(key, type, field, min, max, def, help)                                                 \
   { key, type, offsetof(struct intake_config, field), min, max, def, help }
@@ -31,6 +32,7 @@ static const struct lk_config_entry intake_config_table[] = {
     CFG("keys_refresh_ms", LK_CFG_INT, keys_refresh_ms, 100, 3600000, "2000",
         "re-read the key registry this often (a revoked key is shut out within it)"),
     LK_LINK_CONFIG(struct intake_config),
+    LK_METRICS_CONFIG(struct intake_config, "intake", LK_METRICS_PORT_INTAKE),
 };
 
 static const struct lk_service intake_service = {
@@ -44,6 +46,7 @@ static const struct lk_service intake_service = {
     .tick = intake_tick,
     .tick_ms = 100,
     .status = intake_status,
+    .metrics = intake_metrics,
     .stop = intake_stop,
     .help = "Listens for Reports (CONTRACT.md) on a ROUTER socket; devices connect REQ, or\n"
             "DEALER sending an empty delimiter frame first. Every message gets one ReportAck:\n"
