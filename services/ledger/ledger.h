@@ -20,6 +20,7 @@ struct ledger_config {
   long heartbeat_ms;
   int link_curve;
   char link_key_file[LK_CONFIG_STR];
+  char metrics_listen[LK_CONFIG_STR];
 };
 
 /* ---- the batch: pure logic, no I/O ---- */
@@ -176,6 +177,7 @@ int ledger_pg_replay(struct pg_conn *c, uint64_t from, uint32_t limit, size_t ma
 #include <uv.h>
 
 #include "linkage/map.h"
+#include "linkage/metrics.h"
 #include "linkage/service.h"
 #include "linkage/zap.h"
 #include "linkage/zsock.h"
@@ -234,6 +236,12 @@ struct ledger {
   /* what the loop knows */
   uint64_t head;
   uint64_t batches, events;
+  /* for /metrics (ledger_metrics.c) */
+  uint64_t appends_answered[5]; /* by AppendReply status (1 committed .. 4 busy) */
+  uint64_t commit_failures;     /* attempts that found PostgreSQL unavailable */
+  int64_t commit_started_mono_us;
+  struct lk_histogram batch_size;      /* appends per committed batch */
+  struct lk_histogram commit_duration; /* seconds from taking a batch to its commit */
 
   /* the most recent committed events, for cheap replays */
   struct ledger_ring_entry *ring;
@@ -254,6 +262,9 @@ struct ledger {
 int ledger_server_start(struct lk_runtime *rt);
 void ledger_server_stop(struct lk_runtime *rt);
 void ledger_server_status(struct lk_runtime *rt, char *buf, size_t len);
+/* The ledger's metric families (ledger_metrics.c). */
+int ledger_metrics_init(struct ledger *L);
+void ledger_metrics(struct lk_runtime *rt, struct lk_metrics_writer *w);
 /* The ROUTER's handler (lk_zsock_msg_cb). */
 void ledger_on_request(struct lk_zsock *s, struct lk_frames *m, void *data);
 

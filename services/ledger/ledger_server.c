@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "ledger.h"
+#include "linkage/clock.h"
 #include "linkage/error.h"
 #include "linkage/event.h"
 #include "linkage/log.h"
@@ -60,6 +61,8 @@ static void reply_append(struct ledger *L, const struct ledger_peer *p,
                          Linkage__V1__AppendReply__Status st, uint64_t position,
                          const char *event_id, const char *incident_id, const char *error) {
   Linkage__V1__AppendReply a = LINKAGE__V1__APPEND_REPLY__INIT;
+  if ((unsigned)st < sizeof L->appends_answered / sizeof L->appends_answered[0])
+    L->appends_answered[st]++;
   a.status = st;
   a.position = position;
   a.event_id = (char *)(event_id ? event_id : "");
@@ -250,6 +253,7 @@ static void commit_done_cb(uv_work_t *w, int status) {
     return;
   }
   if (L->commit_rc != LK_OK) {
+    L->commit_failures++;
     if (!L->pg_down)
       lk_error("postgresql unavailable", "err=\"%s\" batch=%zu in_doubt=%d", L->commit_err,
                L->batch.count, L->batch.in_doubt);
@@ -273,7 +277,12 @@ static void commit_done_cb(uv_work_t *w, int status) {
     lk_info("ledger ready", "head=%" PRIu64 " endpoint=\"%s\" stream=\"%s\"", L->head,
             L->cfg->ledger_endpoint, L->cfg->ledger_stream);
   }
-  if (L->batch.count) finish_batch(L);
+  if (L->batch.count) {
+    lk_histogram_observe(&L->batch_size, (double)L->batch.count);
+    lk_histogram_observe(&L->commit_duration,
+                         (double)(lk_mono_us() - L->commit_started_mono_us) / 1e6);
+    finish_batch(L);
+  }
   kick(L);
 }
 
@@ -293,6 +302,7 @@ static void kick(struct ledger *L) {
   }
   if (L->batch.count == 0 && L->ready && !L->pg_down) return;
   L->commit_busy = 1;
+  L->commit_started_mono_us = lk_mono_us();
   L->commit_work.data = L;
   int rc = uv_queue_work(L->rt->loop, &L->commit_work, commit_work_cb, commit_done_cb);
   if (rc) {
@@ -608,6 +618,7 @@ int ledger_server_start(struct lk_runtime *rt) {
   uv_timer_init(rt->loop, &L->heartbeat);
   uv_timer_init(rt->loop, &L->retry);
   L->heartbeat.data = L->retry.data = L;
+  if (ledger_metrics_init(L) != LK_OK) return LK_EINVAL;
   if (lk_link_load(&L->link, L->cfg->link_curve, L->cfg->link_key_file) != LK_OK) return LK_EINVAL;
   struct lk_auth_opts ao = {.link = &L->link};
   if (lk_auth_start(&L->auth, rt->loop, rt->zctx, &ao) != LK_OK) return LK_EIO;

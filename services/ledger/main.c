@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "ledger.h"
+#include "linkage/metrics.h"
 
 #define CFG(field) offsetof(struct ledger_config, field)
 
@@ -26,6 +27,7 @@ static const struct lk_config_entry ledger_config_table[] = {
     {"heartbeat_ms", LK_CFG_INT, CFG(heartbeat_ms), 10, 60000, "500",
      "period of the stream heartbeat announcing the head"},
     LK_LINK_CONFIG(struct ledger_config),
+    LK_METRICS_CONFIG(struct ledger_config, "ledger", LK_METRICS_PORT_LEDGER),
 };
 
 static const struct lk_service ledger_service = {
@@ -37,6 +39,7 @@ static const struct lk_service ledger_service = {
     .state_size = sizeof(struct ledger),
     .start = ledger_server_start,
     .status = ledger_server_status,
+    .metrics = ledger_metrics,
     .stop = ledger_server_stop,
     .help = "Appends arrive on ledger_endpoint as LedgerRequest; each is answered after commit\n"
             "with COMMITTED, DUPLICATE, INVALID or BUSY. Committed events are published on\n"
