@@ -17,6 +17,7 @@
 #include "linkage/error.h"
 #include "linkage/ledger_client.h"
 #include "linkage/log.h"
+#include "linkage/metrics.h"
 #include "linkage/service.h"
 #include "linkage/stream.h"
 #include "router.h"
@@ -44,6 +45,7 @@ static const struct lk_config_entry router_config_table[] = {
     {"retry_ms", LK_CFG_INT, offsetof(struct router_config, retry_ms), 10, 60000, "1000",
      "wait before retrying a decision the ledger did not commit"},
     LK_LINK_CONFIG(struct router_config),
+    LK_METRICS_CONFIG(struct router_config, "router", LK_METRICS_PORT_ROUTER),
 };
 
 static const struct lk_service router_service = {
@@ -57,6 +59,7 @@ static const struct lk_service router_service = {
     .tick = router_tick,
     .tick_ms = 200,
     .status = router_status,
+    .metrics = router_metrics,
     .stop = router_stop,
     .help = ROUTER_HELP,
 };

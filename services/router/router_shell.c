@@ -59,6 +59,17 @@ static void decision_done_cb(void *data, const Linkage__V1__AppendReply *reply) 
   free(p);
 }
 
+/* The deadline that fired decides the cause; an escalation decided without one comes from a
+ * raised severity that starts at a higher tier. */
+static enum router_escalation_cause escalation_cause(uint32_t deadline_kind) {
+  switch (deadline_kind) {
+  case ROUTER_DEADLINE_ACKNOWLEDGE: return ROUTER_ESCALATION_ACKNOWLEDGE;
+  case ROUTER_DEADLINE_RESOLVE: return ROUTER_ESCALATION_RESOLVE;
+  case ROUTER_DEADLINE_NO_UNIT: return ROUTER_ESCALATION_NO_UNIT;
+  default: return ROUTER_ESCALATION_SEVERITY;
+  }
+}
+
 static int emit(struct router *r, const struct router_decision *d, uint32_t deadline_kind) {
   struct router_event_storage st;
   Linkage__V1__Event ev;
@@ -77,7 +88,10 @@ static int emit(struct router *r, const struct router_decision *d, uint32_t dead
   switch (d->type) {
   case LINKAGE__V1__EVENT_TYPE__ROUTED: r->routed++; break;
   case LINKAGE__V1__EVENT_TYPE__MERGED: r->merged++; break;
-  case LINKAGE__V1__EVENT_TYPE__ESCALATED: r->escalated++; break;
+  case LINKAGE__V1__EVENT_TYPE__ESCALATED:
+    r->escalated++;
+    r->escalations[escalation_cause(deadline_kind)]++;
+    break;
   case LINKAGE__V1__EVENT_TYPE__OVERDUE: r->overdue++; break;
   case LINKAGE__V1__EVENT_TYPE__SUPPRESSED: r->suppressed++; break;
   default: break;
@@ -348,6 +362,7 @@ static void on_command(struct lk_zsock *s, struct lk_frames *m, void *data) {
       free(pc);
     } else {
       lk_map_put(&r->command_wait, d.incident_id, UINT64_MAX);
+      if (d.type == LINKAGE__V1__EVENT_TYPE__ESCALATED) r->escalations[ROUTER_ESCALATION_COMMAND]++;
     }
   }
   linkage__v1__command__free_unpacked(cmd, NULL);

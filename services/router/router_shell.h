@@ -26,6 +26,18 @@ struct router_config {
   long retry_ms;
   int link_curve;
   char link_key_file[LK_CONFIG_STR];
+  char metrics_listen[LK_CONFIG_STR];
+};
+
+/* Why an escalation was decided (for /metrics): a deadline missed, dispatch finding nobody, a
+ * raised severity that starts higher, or a coordinator's command. */
+enum router_escalation_cause {
+  ROUTER_ESCALATION_ACKNOWLEDGE,
+  ROUTER_ESCALATION_RESOLVE,
+  ROUTER_ESCALATION_NO_UNIT,
+  ROUTER_ESCALATION_SEVERITY,
+  ROUTER_ESCALATION_COMMAND,
+  ROUTER_ESCALATION_CAUSES,
 };
 
 #define ROUTER_RECENT_COMMANDS 65536
@@ -62,11 +74,13 @@ struct router {
   uint32_t recent_next;
   uint64_t routed, merged, escalated, overdue, suppressed, commands_ok, commands_rejected;
   uint64_t decisions_retried;
+  uint64_t escalations[ROUTER_ESCALATION_CAUSES]; /* sent to the ledger, by cause */
 };
 
 int router_start(struct lk_runtime *rt);
 void router_tick(struct lk_runtime *rt, int64_t now_us);
 void router_status(struct lk_runtime *rt, char *buf, size_t len);
+void router_metrics(struct lk_runtime *rt, struct lk_metrics_writer *w);
 void router_stop(struct lk_runtime *rt);
 
 #define ROUTER_HELP                                                                                \
