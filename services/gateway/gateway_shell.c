@@ -222,6 +222,7 @@ int gateway_start(struct lk_runtime *rt) {
   int rc = gw_feed_start(&g->feed, rt->loop, rt->zctx, &fo);
   if (rc != LK_OK) return rc;
   g->feed_open = 1;
+  (void)gateway_feed_watch_start(g); /* logged; the feed works unwatched */
 
   if (gw_http_start(g, &g->http) != LK_OK) return LK_EIO;
 
@@ -281,6 +282,7 @@ void gateway_stop(struct lk_runtime *rt) {
     wait_expire(g, g->waiting.next);
   if (g->stream) lk_stream_destroy(&g->stream);
   if (g->http) gw_http_stop(&g->http);
+  gateway_feed_watch_stop(g);
   if (g->feed_open) gw_feed_stop(&g->feed);
   g->feed_open = 0;
   if (g->feed_auth_open) lk_auth_stop(&g->feed_auth);

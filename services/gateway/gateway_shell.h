@@ -26,6 +26,7 @@ struct gateway_config {
   char intake_endpoint[LK_CONFIG_STR];
   char feed_endpoint[LK_CONFIG_STR];
   char feed_replay_endpoint[LK_CONFIG_STR];
+  char metrics_listen[LK_CONFIG_STR];
   char district[LK_CONFIG_STR];
   char www_dir[LK_CONFIG_STR];
   char http_address[LK_CONFIG_STR];
@@ -75,6 +76,9 @@ struct gateway {
   int feed_auth_open;
   struct gw_feed feed;
   int feed_open;
+  struct lk_zsock feed_monitor; /* the feed PUB's connection events (gateway_metrics.c) */
+  int feed_monitor_open;
+  uint64_t feed_accepted, feed_disconnected;
   struct gw_http *http;
   int caught_up;
   int64_t last_heartbeat_us;
@@ -86,6 +90,11 @@ struct gateway {
 int gateway_start(struct lk_runtime *rt);
 void gateway_tick(struct lk_runtime *rt, int64_t now_us);
 void gateway_status(struct lk_runtime *rt, char *buf, size_t len);
+void gateway_metrics(struct lk_runtime *rt, struct lk_metrics_writer *w);
+/* Counts the feed's subscribers from libzmq's socket monitor; without it (LK_EIO, logged) the
+ * gateway runs on and the count is left out. Stop it before the feed. */
+int gateway_feed_watch_start(struct gateway *g);
+void gateway_feed_watch_stop(struct gateway *g);
 void gateway_stop(struct lk_runtime *rt);
 
 /* Sends a command to the router / a report to intake; w->on_command / w->on_ack runs later.

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "gateway_shell.h"
+#include "linkage/metrics.h"
 
 #define CFG(f) offsetof(struct gateway_config, f)
 
@@ -27,6 +28,7 @@ static const struct lk_config_entry gateway_config_table[] = {
      "the public feed (PUB); not loopback needs CURVE"},
     {"feed_replay_endpoint", LK_CFG_STRING, CFG(feed_replay_endpoint), 0, 0, "tcp://127.0.0.1:7007",
      "the feed's replay endpoint (ROUTER)"},
+    LK_METRICS_CONFIG(struct gateway_config, "gateway", LK_METRICS_PORT_GATEWAY),
     {"district", LK_CFG_STRING, CFG(district), 0, 0, "deploy/district/wenjiang.yaml",
      "the district data: topology, names"},
     {"www_dir", LK_CFG_STRING, CFG(www_dir), 0, 0, "services/gateway/www",
@@ -67,6 +69,7 @@ static const struct lk_service gateway_service = {
     .tick = gateway_tick,
     .tick_ms = 200,
     .status = gateway_status,
+    .metrics = gateway_metrics,
     .stop = gateway_stop,
     .help = GATEWAY_HELP,
 };
