@@ -20,6 +20,7 @@
 #include "ctl.h"
 #include "linkage/clock.h"
 #include "linkage/log.h"
+#include "linkage/metrics.h"
 #include "linkage/service.h"
 
 #define RUN_MAX_DAEMONS 16
@@ -190,6 +191,7 @@ static void spawn_child(struct run_child *k) {
   uv_process_options_t opts;
   uv_stdio_container_t stdio[3];
   char *args[2] = {k->path, NULL};
+  char restarts[24];
   int rc;
 
   memset(&opts, 0, sizeof opts);
@@ -209,6 +211,11 @@ static void spawn_child(struct run_child *k) {
    * has closed its signal handlers, killing it mid-shutdown. */
   opts.flags = UV_PROCESS_DETACHED;
   k->proc.data = k;
+  /* The child inherits our environment; its /metrics shows how often it was restarted. */
+  snprintf(restarts, sizeof restarts, "%u", k->state.restarts);
+  if (setenv(LK_METRICS_RESTARTS_ENV, restarts, 1) != 0)
+    lk_warn("cannot pass the restart count", "name=%s err=\"%s\"", k->daemon->name,
+            strerror(errno));
   rc = uv_spawn(&k->run->loop, &k->proc, &opts);
   /* uv_spawn initialises the handle even when it fails: it must be closed. */
   k->proc_open = 1;
