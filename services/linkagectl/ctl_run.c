@@ -3,6 +3,7 @@
  * announces where everything listens once all answer on their control
  * sockets, and on SIGINT/SIGTERM stops them: SIGTERM, then SIGKILL after
  * CTL_STOP_GRACE_US. */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -286,6 +287,28 @@ static const char *env_or(const char *name, const char *def) {
   return v && *v ? v : def;
 }
 
+/* Where a daemon serves /metrics: its LINKAGE_<NAME>_METRICS_LISTEN, or its default. */
+static const char *metrics_listen(const char *name) {
+  static const struct {
+    const char *name, *listen;
+  } defaults[] = {
+      {"ledger", "127.0.0.1:" LK_METRICS_STR(LK_METRICS_PORT_LEDGER)},
+      {"intake", "127.0.0.1:" LK_METRICS_STR(LK_METRICS_PORT_INTAKE)},
+      {"router", "127.0.0.1:" LK_METRICS_STR(LK_METRICS_PORT_ROUTER)},
+      {"dispatch", "127.0.0.1:" LK_METRICS_STR(LK_METRICS_PORT_DISPATCH)},
+      {"gateway", "127.0.0.1:" LK_METRICS_STR(LK_METRICS_PORT_GATEWAY)},
+  };
+  char var[64];
+  size_t i, n = (size_t)snprintf(var, sizeof var, "LINKAGE_%s_METRICS_LISTEN", name);
+  for (i = 8; i < n && i < sizeof var; i++)
+    var[i] = (char)toupper((unsigned char)var[i]);
+  const char *v = getenv(var);
+  if (v) return v;
+  for (i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
+    if (strcmp(defaults[i].name, name) == 0) return defaults[i].listen;
+  return "";
+}
+
 static void announce(struct run *r) {
   char endpoint[PATH_MAX + 32];
   size_t i;
@@ -306,6 +329,12 @@ static void announce(struct run *r) {
   for (i = 0; i < r->count; i++) {
     ctl_control_endpoint(r->kids[i].daemon->name, endpoint, sizeof endpoint);
     printf("  %-9s %s\n", i == 0 ? "control" : "", endpoint);
+  }
+  for (i = 0; i < r->count; i++) {
+    const char *name = r->kids[i].daemon->name;
+    const char *listen = metrics_listen(name);
+    if (*listen && strcmp(listen, "0") != 0)
+      printf("  %-9s %-8s http://%s/metrics\n", i == 0 ? "metrics" : "", name, listen);
   }
   printf("  postgres  %s\n"
          "  try: bin/linkagectl status | report --help | ack --help | unit --help | tail | verify;"

@@ -13,8 +13,8 @@ compounds), one retry of the first and one report for a compound that does not e
     same, and a unit that says Hello turns from absent to present;
   - the gateway's open incidents agree with the router, a feed subscriber and a live
     dashboard stream are counted while connected;
-  - under `linkagectl run`, a daemon killed with SIGKILL comes back saying
-    linkage_service_restarts 1.
+  - under `linkagectl run`, which announces the metrics addresses, a daemon killed with
+    SIGKILL comes back saying linkage_service_restarts 1.
 """
 
 import http.client
@@ -281,6 +281,12 @@ def check_supervisor_restart(st, c):
         up = wait_until(lambda: all(scrape_quiet(st, n) is not None for n in S.DAEMONS), 30,
                         interval=0.1)
         c.check(up, "linkagectl run: every daemon serves /metrics")
+        url = "http://127.0.0.1:%d/metrics" % st.metrics_ports["intake"]
+
+        def announced():
+            with open(os.path.join(st.tmp, "supervisor.log"), errors="replace") as f:
+                return url in f.read()
+        c.check(wait_until(announced, 15), "linkagectl run: announces where metrics are", url)
         pid = st.daemon_status("intake").get("pid")
         c.check(pid, "linkagectl run: intake's pid from its status")
         if not up or not pid:
