@@ -18,6 +18,7 @@
 #include "linkage/clock.h"
 #include "linkage/error.h"
 #include "linkage/log.h"
+#include "linkage/metrics.h"
 #include "linkage/v1/unit.pb-c.h"
 
 #define LIST_MAX 500 /* assignments in one AssignmentList, newest first */
@@ -708,6 +709,55 @@ void dispatch_status(struct lk_runtime *rt, char *buf, size_t len) {
     snprintf(buf + n, len - n, " curve=1 keys=%zu zap_denied=%llu revoked_refused=%llu",
              ds->auth.ring ? ds->auth.ring->n : (size_t)0, (unsigned long long)ds->auth.zap_denied,
              (unsigned long long)ds->auth.revoked_refused);
+}
+
+/* The status line's figures for Prometheus: calls made and how units answer, who is there to
+ * answer (present: a session heard within three heartbeats), and what is still open. */
+void dispatch_metrics(struct lk_runtime *rt, struct lk_metrics_writer *w) {
+  struct dispatch *ds = rt->state;
+  double open = 0, present = 0;
+  int64_t mono = lk_mono_us();
+  size_t units = ds->district ? ds->district->unit_count : 0;
+  for (size_t i = 0; i < units; i++) {
+    if (ds->state.unit_load) open += ds->state.unit_load[i];
+    present += unit_present(ds, i, mono);
+  }
+  lk_metrics_single(w, "linkage_dispatch_dispatches_total", LK_METRIC_COUNTER,
+                    "units called to incidents (dispatched events this process sent)",
+                    (double)ds->dispatched);
+  lk_metrics_single(w, "linkage_dispatch_expired_total", LK_METRIC_COUNTER,
+                    "assignments unanswered at their acknowledge deadline, declined for the unit",
+                    (double)ds->expired);
+  lk_metrics_single(w, "linkage_dispatch_no_unit_total", LK_METRIC_COUNTER,
+                    "roles for which nobody was left to call (the router escalates)",
+                    (double)ds->no_unit);
+  lk_metrics_family(w, "linkage_dispatch_incidents_ended_total", LK_METRIC_COUNTER,
+                    "incidents this process resolved or closed, by how they ended");
+  lk_metrics_sample(w, (double)ds->resolved, "state", "resolved", NULL);
+  lk_metrics_sample(w, (double)ds->closed, "state", "closed", NULL);
+  lk_metrics_family(w, "linkage_dispatch_answers_total", LK_METRIC_COUNTER,
+                    "units' answers, by the reply: ok (committed), rejected, busy (send again)");
+  lk_metrics_sample(w, (double)ds->answers_ok, "result", "ok", NULL);
+  lk_metrics_sample(w, (double)ds->answers_rejected, "result", "rejected", NULL);
+  lk_metrics_sample(w, (double)ds->answers_busy, "result", "busy", NULL);
+  lk_metrics_single(w, "linkage_dispatch_assignments_sent_total", LK_METRIC_COUNTER,
+                    "assignment messages sent to units (repeats on Hello included)",
+                    (double)ds->assignments_sent);
+  lk_metrics_single(w, "linkage_dispatch_bad_messages_total", LK_METRIC_COUNTER,
+                    "unit messages that did not decode", (double)ds->bad_messages);
+  lk_metrics_family(w, "linkage_dispatch_units", LK_METRIC_GAUGE,
+                    "the district's responder units by presence: present (a session heard "
+                    "within three heartbeats) or absent");
+  lk_metrics_sample(w, present, "presence", "present", NULL);
+  lk_metrics_sample(w, (double)units - present, "presence", "absent", NULL);
+  lk_metrics_single(w, "linkage_dispatch_open_assignments", LK_METRIC_GAUGE,
+                    "assignments of open incidents that units still work on (their load)", open);
+  lk_metrics_single(w, "linkage_dispatch_position", LK_METRIC_GAUGE,
+                    "ledger position of the last event folded", (double)ds->state.position);
+  lk_metrics_single(w, "linkage_dispatch_caught_up", LK_METRIC_GAUGE,
+                    "1 once the state has caught up with the ledger and decisions run",
+                    ds->caught_up == 2);
+  lk_auth_metrics(w, "linkage_dispatch", &ds->auth);
 }
 
 void dispatch_stop(struct lk_runtime *rt) {

@@ -17,6 +17,7 @@ struct dispatch_config {
   char ledger_endpoint[LK_CONFIG_STR];
   char ledger_stream[LK_CONFIG_STR];
   char dispatch_endpoint[LK_CONFIG_STR];
+  char metrics_listen[LK_CONFIG_STR];
   char district[LK_CONFIG_STR];
   double time_scale;
   long heartbeat_ms;
@@ -72,6 +73,7 @@ int dispatch_start(struct lk_runtime *rt);
 void dispatch_tick(struct lk_runtime *rt, int64_t now_us);
 void dispatch_status(struct lk_runtime *rt, char *buf, size_t len);
 void dispatch_stop(struct lk_runtime *rt);
+void dispatch_metrics(struct lk_runtime *rt, struct lk_metrics_writer *w);
 
 #define DISPATCH_HELP                                                                              \
   "linkage-dispatch calls responder units to incidents and follows their answers.\n"               \

@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "dispatch_shell.h"
+#include "linkage/metrics.h"
 #include "linkage/service.h"
 
 static const struct lk_config_entry dispatch_config_table[] = {
@@ -41,6 +42,7 @@ static const struct lk_config_entry dispatch_config_table[] = {
     {"keys_refresh_ms", LK_CFG_INT, offsetof(struct dispatch_config, keys_refresh_ms), 100, 3600000,
      "2000", "re-read the key registry this often (a revoked key is shut out within it)"},
     LK_LINK_CONFIG(struct dispatch_config),
+    LK_METRICS_CONFIG(struct dispatch_config, "dispatch", LK_METRICS_PORT_DISPATCH),
 };
 
 static const struct lk_service dispatch_service = {
@@ -54,6 +56,7 @@ static const struct lk_service dispatch_service = {
     .tick = dispatch_tick,
     .tick_ms = 200,
     .status = dispatch_status,
+    .metrics = dispatch_metrics,
     .stop = dispatch_stop,
     .help = DISPATCH_HELP,
 };
