@@ -238,19 +238,28 @@ struct dispatch_conn_view {
   int registered;       /* that unit has a session (a Hello was welcomed) */
   int same_connection;  /* ... and this message came on that session's connection */
   const char *key_unit; /* with CURVE: the unit the client's key belongs to; NULL without */
+  int catching_up;      /* dispatch is still folding the ledger: its state is incomplete */
 };
 
 enum dispatch_act {
   DISPATCH_ACT_REFUSE = 0, /* why says why: an AnswerReply REJECTED for an answer, else a
                               Welcome with the error */
-  DISPATCH_ACT_HELLO,      /* welcome the unit on this connection and send its open calls */
+  DISPATCH_ACT_HELLO,      /* welcome the unit on this connection (its session from now on, taking
+                              it over from any other) and send its open calls */
   DISPATCH_ACT_HEARTBEAT,  /* it is present */
   DISPATCH_ACT_ANSWER,     /* *d is the answer's event, to append and answer after commit */
-  DISPATCH_ACT_LIST,       /* send its assignments */
+  DISPATCH_ACT_LIST,       /* send its assignments on this connection */
   DISPATCH_ACT_REJECT,     /* not a message of any unit: an AnswerReply REJECTED, why says why */
+  DISPATCH_ACT_GREET,      /* a one-shot console's Hello: a Welcome on this connection, and
+                              nothing else (no session, no assignments) */
+  DISPATCH_ACT_BUSY,       /* an answer dispatch cannot decide yet: an AnswerReply BUSY, why says
+                              why; the unit sends the same answer again */
 };
 
-/* Decides what a unit's message asks for; every rule of the responder protocol is here. */
+/* Decides what a unit's message asks for; every rule of the responder protocol is here.
+ * A one-shot message (UnitMessage.one_shot: a second console of the unit) needs no session and
+ * leaves the unit's session as it is: its LIST and ANSWER are answered on its own connection, and
+ * the shell does not count it as the unit being present. */
 enum dispatch_act dispatch_protocol_decide(const struct dispatch_state *s,
                                            const Linkage__V1__UnitMessage *um,
                                            const struct dispatch_conn_view *c, int64_t now_us,

@@ -30,23 +30,41 @@ enum dispatch_act dispatch_protocol_decide(const struct dispatch_state *s,
   if (um->body_case == LINKAGE__V1__UNIT_MESSAGE__BODY_HELLO) {
     if (!c->known_unit)
       REFUSE("unknown unit id \"%s\" in district %s; not registered", um->unit_id, district);
-    return DISPATCH_ACT_HELLO;
+    /* A second terminal of the unit (one_shot) must not unseat the console that receives the
+     * unit's assignments: it is welcomed, so that it learns the unit id and key are good, and
+     * nothing more. */
+    return um->one_shot ? DISPATCH_ACT_GREET : DISPATCH_ACT_HELLO;
   }
   if (um->body_case == LINKAGE__V1__UNIT_MESSAGE__BODY__NOT_SET) {
     snprintf(why, whylen, "a UnitMessage needs a body: hello, heartbeat, answer or list");
     return DISPATCH_ACT_REJECT;
   }
-  /* One that dispatch forgot (a restart: "send Hello first") should say Hello again; one taken
-   * over by a later Hello is told so, and should not take it back. */
   if (!c->known_unit) REFUSE("unknown unit id \"%s\" in district %s", um->unit_id, district);
-  if (!c->registered) REFUSE("unit %s is not registered: send Hello first", um->unit_id);
-  if (!c->same_connection)
-    REFUSE("unit %s is connected on another connection: a later Hello took it over", um->unit_id);
+  if (um->one_shot) {
+    /* A one-shot message stands alone: the unit id (and with CURVE its key, checked above) is
+     * all it needs, whatever the unit's session is doing. Its heartbeat would say a session is
+     * alive that it does not have. */
+    if (um->body_case == LINKAGE__V1__UNIT_MESSAGE__BODY_HEARTBEAT)
+      REFUSE("a one-shot message has no session to keep alive: the unit's own connection says "
+             "Hello without one_shot, then sends heartbeats");
+  } else {
+    /* One that dispatch forgot (a restart: "send Hello first") should say Hello again; one
+     * taken over by a later Hello is told so, and should not take it back. */
+    if (!c->registered) REFUSE("unit %s is not registered: send Hello first", um->unit_id);
+    if (!c->same_connection)
+      REFUSE("unit %s is connected on another connection: a later Hello took it over", um->unit_id);
+  }
   switch (um->body_case) {
   case LINKAGE__V1__UNIT_MESSAGE__BODY_HEARTBEAT: return DISPATCH_ACT_HEARTBEAT;
   case LINKAGE__V1__UNIT_MESSAGE__BODY_LIST: return DISPATCH_ACT_LIST;
   case LINKAGE__V1__UNIT_MESSAGE__BODY_ANSWER: break;
   default: REFUSE("unknown UnitMessage body");
+  }
+  /* Before dispatch has folded the whole ledger an assignment may look unknown or still open
+   * when it is not: the answer is neither accepted nor refused, only put off. */
+  if (c->catching_up) {
+    snprintf(why, whylen, "dispatch is catching up with the ledger; send the same answer again");
+    return DISPATCH_ACT_BUSY;
   }
   const Linkage__V1__Answer *a = um->answer;
   if (!a->assignment_id[0]) REFUSE("an answer needs an assignment_id");

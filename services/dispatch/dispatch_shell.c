@@ -469,6 +469,16 @@ static void on_answer(struct dispatch *ds, const uint8_t *identity, size_t ident
   }
 }
 
+/* A one-shot console's Hello: its unit id (and key) are good; it gets no session and no
+ * assignments, and the unit's session, if any, is left as it is. */
+static void on_greet(struct dispatch *ds, const uint8_t *identity, size_t identity_len,
+                     const Linkage__V1__UnitMessage *um) {
+  char q[200];
+  lk_debug("one-shot console", "unit=%s software=\"%s\"", um->unit_id,
+           lk_log_quote(q, sizeof q, um->hello->software));
+  reply_welcome(ds, identity, identity_len, um->unit_id, 0, NULL);
+}
+
 static void on_hello(struct dispatch *ds, const uint8_t *identity, size_t identity_len,
                      const Linkage__V1__UnitMessage *um, const char *key) {
   char q[200];
@@ -488,7 +498,9 @@ static void on_hello(struct dispatch *ds, const uint8_t *identity, size_t identi
   if (ds->caught_up == 2) resend_open(ds, u);
 }
 
-static void on_list(struct dispatch *ds, int u) {
+/* A unit's assignments, newest first, to the connection that asked: its session or a one-shot
+ * console beside it. */
+static void on_list(struct dispatch *ds, const uint8_t *identity, size_t identity_len, int u) {
   const char *unit_id = ds->district->units[u].id;
   Linkage__V1__Assignment *items = calloc(LIST_MAX, sizeof *items);
   Linkage__V1__Location *locs = calloc(LIST_MAX, sizeof *locs);
@@ -508,7 +520,10 @@ static void on_list(struct dispatch *ds, int u) {
   Linkage__V1__DispatchMessage msg = LINKAGE__V1__DISPATCH_MESSAGE__INIT;
   msg.body_case = LINKAGE__V1__DISPATCH_MESSAGE__BODY_ASSIGNMENTS;
   msg.assignments = &list;
-  send_to_unit(ds, (size_t)u, &msg);
+  int rc = send_message(ds, identity, identity_len, &msg);
+  if (rc != LK_OK)
+    lk_info("cannot send a unit its assignment list", "unit=%s err=\"%s\"", unit_id,
+            lk_strerror(rc));
 done:
   free(items);
   free(locs);
@@ -558,14 +573,8 @@ static void on_unit_message(struct lk_zsock *s, struct lk_frames *m, void *data)
           c && c->identity_len == identity_len && memcmp(c->identity, identity, identity_len) == 0,
       /* With CURVE on, a unit speaks only as the unit its key is tied to. */
       .key_unit = ds->auth.curve ? key_unit : NULL,
+      .catching_up = ds->caught_up < 2,
   };
-  if (um->body_case == LINKAGE__V1__UNIT_MESSAGE__BODY_ANSWER && ds->caught_up < 2 &&
-      view.registered && view.same_connection) {
-    ds->answers_busy++;
-    reply_answer(ds, identity, identity_len, um->seq, LINKAGE__V1__ANSWER_REPLY__STATUS__BUSY, NULL,
-                 "dispatch is catching up with the ledger; send the same answer again");
-    goto done;
-  }
   struct dispatch_decision d;
   char why[512], q[600];
   int64_t now = lk_now_us();
@@ -585,14 +594,21 @@ static void on_unit_message(struct lk_zsock *s, struct lk_frames *m, void *data)
   case DISPATCH_ACT_HELLO:
     on_hello(ds, identity, identity_len, um, lk_auth_msg_key(&ds->auth, m));
     break;
+  case DISPATCH_ACT_GREET: on_greet(ds, identity, identity_len, um); break;
   case DISPATCH_ACT_HEARTBEAT: c->heard_mono_us = lk_mono_us(); break;
   case DISPATCH_ACT_LIST:
-    c->heard_mono_us = lk_mono_us();
-    on_list(ds, u);
+    /* A one-shot console's message says nothing of whether the unit's session is alive. */
+    if (!um->one_shot) c->heard_mono_us = lk_mono_us();
+    on_list(ds, identity, identity_len, u);
     break;
   case DISPATCH_ACT_ANSWER:
-    c->heard_mono_us = lk_mono_us();
+    if (!um->one_shot) c->heard_mono_us = lk_mono_us();
     on_answer(ds, identity, identity_len, um, &d, now);
+    break;
+  case DISPATCH_ACT_BUSY:
+    ds->answers_busy++;
+    reply_answer(ds, identity, identity_len, um->seq, LINKAGE__V1__ANSWER_REPLY__STATUS__BUSY, NULL,
+                 why);
     break;
   }
 done:

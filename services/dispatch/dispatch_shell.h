@@ -34,9 +34,10 @@ struct dispatch_config {
 
 #define DISPATCH_IDENTITY_MAX 256
 
-/* One responder unit's connection, indexed like district->units. A unit is
+/* One responder unit's session, indexed like district->units. A unit is
  * registered by a Hello on one routing identity; a later Hello (a reconnect,
- * another console) takes the unit over. */
+ * a second device) takes the unit over. A one-shot console (UnitMessage.one_shot)
+ * is answered on its own connection and never appears here. */
 struct dispatch_conn {
   uint8_t identity[DISPATCH_IDENTITY_MAX];
   size_t identity_len;
@@ -89,7 +90,10 @@ void dispatch_metrics(struct lk_runtime *rt, struct lk_metrics_writer *w);
   "\n"                                                                                             \
   "Responder units connect a DEALER to dispatch_endpoint and speak\n"                              \
   "proto/linkage/v1/unit.proto: Hello, then a Heartbeat at least every unit_heartbeat_ms\n"        \
-  "(a unit silent for three heartbeats is absent), Answer and ListAssignments. An\n"               \
+  "(a unit silent for three heartbeats is absent), Answer and ListAssignments. A\n"                \
+  "later Hello from another connection takes the unit's session over; a one-shot\n"                \
+  "console (one_shot set: linkagectl unit X ack|list) answers and lists beside it\n"               \
+  "without a session and leaves it in place. An\n"                                                 \
   "assignment is sent when its `dispatched` event is committed and again on every\n"               \
   "Hello (units drop repeats by assignment id); an answer is acknowledged once its\n"              \
   "event is committed. An assignment unanswered at its acknowledge deadline is\n"                  \

@@ -1,7 +1,8 @@
 """The responder protocol and the router's commands as data (Mosquitto's one-conversation
 tests): tests/cases/unit_messages.tsv against the running dispatch, tests/cases/commands.tsv
 against the running router, each case sent on a fresh connection and its answer compared with
-the table. Both tables document their own columns at their top.
+the table. Both tables document their own columns at their top. After each one-shot case
+(UnitMessage.one_shot) the fixture's fire brigade console must still hold the unit's session.
 """
 
 import json
@@ -73,7 +74,7 @@ def hello(sock, unit_id):
 
 def fixture(st, c):
     """A gas leak (III) in Zhouji Asia Bay whose fire brigade and committee are on line; and a
-    closed incident. Returns the placeholder values."""
+    closed incident. Returns the placeholder values and the fire brigade's console."""
     fire = st.unit("fire-wenjiang")
     st.unit("committee-zhouji-asia-bay")
     dev = st.device(device_id="cases-dev")
@@ -94,10 +95,19 @@ def fixture(st, c):
                                          close=command_pb2.CloseCommand(reason="fixture")))
     c.check(rep is not None and rep.status == command_pb2.CommandReply.OK,
             "the fixture's second incident is closed")
-    return {"incident": inc, "fire": a.assignment_id if a else "none", "closed": closed}
+    return {"incident": inc, "fire": a.assignment_id if a else "none", "closed": closed}, fire
 
 
-def unit_cases(st, c, values):
+def session_kept(fire):
+    """The console is still the unit's session: its own list is answered (a console taken over
+    is refused instead), and it was never told it was taken over."""
+    lst = fire.list(5)
+    with fire.cond:
+        errors = [w.error for w in fire.welcomes if w.error]
+    return lst is not None and not errors, (lst is not None, errors)
+
+
+def unit_cases(st, c, values, fire):
     for line, name, as_unit, message, expect, error in load("unit_messages.tsv", 5):
         message = fill(message, values)
         data = json.loads(message)
@@ -135,6 +145,10 @@ def unit_cases(st, c, values):
         c.check(ok, "unit_messages.tsv:%d %s: %s%s" % (line, name, expect,
                                                         "" if error == "-" else " \"%s\"" % error),
                 "got %s %r" % (seen, err))
+        if data.get("oneShot"):
+            kept, detail = session_kept(fire)
+            c.check(kept, "unit_messages.tsv:%d %s: the fire brigade's console keeps its session"
+                    % (line, name), detail)
 
 
 def command_cases(st, c, values):
@@ -156,8 +170,8 @@ def command_cases(st, c, values):
 
 
 def body(st, c):
-    values = fixture(st, c)
-    unit_cases(st, c, values)
+    values, fire = fixture(st, c)
+    unit_cases(st, c, values, fire)
     command_cases(st, c, values)
 
 
