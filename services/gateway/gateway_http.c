@@ -4,13 +4,20 @@
  * documents are written by the core renderers; requests that need the router or intake are
  * suspended until the shell calls back with the answer.
  *
- * Server-Sent Events (/api/stream): each client has a bounded buffer the content reader drains;
- * with nothing to send the connection is suspended, and a change resumes it. A client whose
- * buffer passes SSE_MAX_PENDING is cut off (it reconnects with Last-Event-ID and resumes), so a
- * slow browser never holds memory or the loop. */
+ * Server-Sent Events (/api/stream): who may open a stream is gw_sse_admit's decision (per token,
+ * per address, in all). Each client has a buffer of at most sse_client_buffer_bytes that the
+ * content reader drains; with nothing to send the connection is suspended, and a change resumes
+ * it. A client whose buffer would pass its cap is slow: it is cut off at once (it reconnects
+ * with Last-Event-ID and resumes), so a slow or never-reading client holds neither memory nor a
+ * slot. Cutting needs more than the content reader's END_WITH_ERROR: libmicrohttpd 0.9.75 only
+ * asks the reader for more once its own write buffer has gone out, which a client that does not
+ * read never lets happen, and it has no call to close a connection. So the shell shuts the
+ * socket down (sse_cut): epoll reports a hang-up, MHD closes the connection as failed, and the
+ * response's free callback releases the client. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -20,6 +27,7 @@
 
 #include "gateway_shell.h"
 #include "gw_open311.h"
+#include "gw_sse.h"
 #include "linkage/clock.h"
 #include "linkage/error.h"
 #include "linkage/event.h"
@@ -32,11 +40,25 @@
 
 #define MAX_FIELDS 32
 #define MAX_BODY (64 * 1024)
-#define SSE_MAX_PENDING (1024 * 1024)
 /* The dashboard: index.html, app.js, style.css from www_dir, and lifecycle.js made from the
  * life-cycle table at start (gw_route.c). */
 #define GW_STATIC_FILES 4
 #define SSE_HEARTBEAT_US (15 * 1000000LL)
+/* The kernel's send buffer of a live stream, fixed instead of autotuned (up to 4 MiB a socket on
+ * Linux): what a client that stops reading can hold in the kernel is then 2 x this (the kernel
+ * doubles it for its bookkeeping), and it still carries a burst of rows at once. */
+#define SSE_SNDBUF (64 * 1024)
+/* MHD asks the content reader for at most this much at a time. A chunked response (HTTP/1.1)
+ * is read into the connection's own pool, so this block is only used by HTTP/1.0 clients but is
+ * allocated with every stream's response: keep it small. */
+#define SSE_BLOCK 4096
+/* What a live client costs beyond its buffer: MHD's connection pool (32 KiB by default), the
+ * response with its block, our structs. Used to count what a mass disconnect freed. */
+#define SSE_CLIENT_OVERHEAD (48 * 1024)
+/* After this much freed by clients that left, the allocator is asked to give whole free pages
+ * back to the system (malloc_trim): glibc keeps freed memory in its heap otherwise, and a flood
+ * of clients that left would keep the gateway's RSS at its peak. */
+#define SSE_TRIM_AFTER_BYTES (4 * 1024 * 1024)
 
 struct static_file {
   const char *name;
@@ -47,9 +69,12 @@ struct static_file {
 struct sse_client {
   struct gw_http *h;
   struct MHD_Connection *conn;
-  struct gw_buf out;
-  size_t sent; /* bytes of out already handed to MHD */
-  int suspended, dead;
+  struct gw_sse_out out;
+  size_t peak_cap; /* the most out ever held allocated: what leaving frees */
+  char token[LK_TOKEN_NAME_MAX + 1];
+  char addr[64];
+  int suspended;
+  int dead;   /* cut off (slow, or out of memory): nothing more is sent */
   int ending; /* the gateway stops: end the stream cleanly, the browser reconnects */
   struct sse_client *prev, *next;
 };
@@ -63,9 +88,15 @@ struct gw_http {
   struct static_file files[GW_STATIC_FILES];
   struct sse_client sse; /* list head */
   unsigned sse_count;
+  struct gw_sse_limits sse_limits;
+  size_t sse_buffer_bytes;  /* one client's cap */
+  size_t sse_pending;       /* bytes waiting in every client's buffer */
+  size_t sse_freed_bytes;   /* freed by clients that left since the last trim */
+  unsigned sse_freed_count; /* how many clients that was */
   int64_t last_heartbeat_us;
   struct gw_buf row; /* scratch for publish */
-  uint64_t requests, refused_auth, sse_dropped;
+  uint64_t requests, refused_auth, sse_dropped, sse_resets, sse_trims;
+  uint64_t sse_refused_token, sse_refused_address, sse_refused_full;
 };
 
 struct field {
@@ -328,10 +359,12 @@ static enum MHD_Result get_incidents(struct req *q) {
   return respond_buf(q, 200, &b, "application/json");
 }
 
-static struct sse_client *sse_open(struct gw_http *h, struct MHD_Connection *conn);
+static struct sse_client *sse_open(struct gw_http *h, struct MHD_Connection *conn,
+                                   const char *token, const char *addr);
 static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max);
 static void sse_free(void *cls);
-static void sse_add_row(struct sse_client *c, const struct gw_incident *inc, struct gw_buf *row);
+static int sse_queue(struct sse_client *c, const char *s, size_t n);
+static void sse_format_row(struct gw_buf *row, const struct gw_incident *inc);
 
 static int cmp_position(const void *a, const void *b) {
   uint64_t x = (*(const struct gw_incident *const *)a)->last_position;
@@ -339,13 +372,99 @@ static int cmp_position(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+/* The open streams, counted the way each limit counts them. A linear walk: there are at most
+ * sse_max_clients, and a stream opens far less often than it sends. */
+static struct gw_sse_load sse_load(const struct gw_http *h, const char *token, const char *addr) {
+  struct gw_sse_load n = {.clients = h->sse_count};
+  for (const struct sse_client *c = h->sse.next; c != &h->sse; c = c->next) {
+    if (c->dead) continue; /* cut off: its slot is on its way back */
+    n.same_token += strcmp(c->token, token) == 0;
+    n.same_address += strcmp(c->addr, addr) == 0;
+  }
+  return n;
+}
+
+static enum MHD_Result refuse_stream(struct req *q, enum gw_sse_admission a, const char *addr) {
+  struct gw_http *h = q->h;
+  uint64_t *count = a == GW_SSE_TOKEN_FULL     ? &h->sse_refused_token
+                    : a == GW_SSE_ADDRESS_FULL ? &h->sse_refused_address
+                                               : &h->sse_refused_full;
+  /* A page whose stream is refused asks again every few seconds: say so for the first refusal
+   * and then at every power of two, with the count, rather than once a request. */
+  uint64_t k = ++*count;
+  if ((k & (k - 1)) == 0)
+    lk_warn("refused a live stream", "limit=%s token=%s addr=%s refused=%llu",
+            a == GW_SSE_TOKEN_FULL     ? "sse_max_per_token"
+            : a == GW_SSE_ADDRESS_FULL ? "sse_max_per_address"
+                                       : "sse_max_clients",
+            q->name, addr, (unsigned long long)k);
+  struct gw_buf b;
+  gw_buf_init(&b);
+  gw_sse_refusal_json(&b, a, &h->sse_limits);
+  if (b.failed) {
+    gw_buf_free(&b);
+    return respond_error(q, 503, "out of memory", 1);
+  }
+  size_t n;
+  char *body = gw_buf_take(&b, &n);
+  return respond(q->conn, gw_sse_refusal_status(a), body, n, "application/json",
+                 gw_sse_refusal_retry_s(a));
+}
+
+/* Queues every incident changed after `after`, in position order, in its current state (the
+ * page keeps rows, not events). When that is more than the client's buffer holds, it is told
+ * to reload instead (`event: reset`, then live changes after the view's position): a
+ * reconnecting page must never be cut off by its own replay and come back for the same one. */
+static int sse_replay(struct sse_client *c, uint64_t after) {
+  struct gw_http *h = c->h;
+  const struct gw_view *v = &h->g->view;
+  size_t n = 0;
+  for (uint32_t i = 1; i < v->count; i++)
+    if (v->incidents[i].last_position > after) n++;
+  if (!n) return LK_OK;
+  const struct gw_incident **changed = malloc(n * sizeof *changed);
+  if (!changed) return LK_ENOMEM;
+  n = 0;
+  for (uint32_t i = 1; i < v->count; i++)
+    if (v->incidents[i].last_position > after) changed[n++] = &v->incidents[i];
+  qsort(changed, n, sizeof *changed, cmp_position);
+  int rc = LK_OK;
+  for (size_t i = 0; i < n && rc == LK_OK; i++) {
+    sse_format_row(&h->row, changed[i]);
+    rc = h->row.failed ? LK_ENOMEM : sse_queue(c, h->row.data, h->row.len);
+  }
+  free(changed);
+  if (rc != LK_EFULL) return rc;
+  h->sse_pending -= gw_sse_out_pending(&c->out);
+  gw_sse_out_clear(&c->out);
+  h->sse_resets++;
+  lk_info("a resumed stream is longer than a client's buffer; told it to reload",
+          "after=%llu changed=%zu token=%s", (unsigned long long)after, n, c->token);
+  gw_buf_reset(&h->row);
+  gw_buf_printf(
+      &h->row, "retry: 1000\n\nid: %" PRIu64 "\nevent: reset\ndata: {\"position\":%" PRIu64 "}\n\n",
+      v->position, v->position);
+  return h->row.failed ? LK_ENOMEM : sse_queue(c, h->row.data, h->row.len);
+}
+
+/* Fixes the kernel's send buffer of a stream's socket (SSE_SNDBUF). A failure only leaves it
+ * autotuned. */
+static void sse_set_sndbuf(struct MHD_Connection *conn) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+  int size = SSE_SNDBUF;
+  if (ci && setsockopt(ci->connect_fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size) != 0)
+    lk_debug("cannot set a live stream's send buffer", "err=\"%s\"", strerror(errno));
+}
+
 static enum MHD_Result get_stream(struct req *q) {
   struct gw_http *h = q->h;
-  struct gateway *g = h->g;
-  if (h->sse_count >= (unsigned)g->cfg->sse_max_clients)
-    return respond_error(q, 503, "too many live clients", 5);
-  /* Resume after the last position the client saw: every incident changed since then, in
-   * position order, in its current state (the page keeps rows, not events). */
+  char addr[64];
+  client_addr(q->conn, addr, sizeof addr);
+  struct gw_sse_load load = sse_load(h, q->name, addr);
+  enum gw_sse_admission a = gw_sse_admit(&h->sse_limits, &load);
+  if (a != GW_SSE_ADMIT) return refuse_stream(q, a, addr);
+  /* Resume after the last position the client saw. */
   const char *after_s = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Last-Event-ID");
   if (!after_s) after_s = req_arg(q, "after");
   uint64_t after = UINT64_MAX;
@@ -356,31 +475,16 @@ static enum MHD_Result get_stream(struct req *q) {
     if (errno || *end) return respond_error(q, 400, "after must be a ledger position", 0);
     after = v;
   }
-  struct sse_client *c = sse_open(h, q->conn);
+  struct sse_client *c = sse_open(h, q->conn, q->name, addr);
   if (!c) return respond_error(q, 500, "out of memory", 0);
-  gw_buf_puts(&c->out, "retry: 1000\n\n");
-  if (after != UINT64_MAX) {
-    const struct gw_incident **changed = NULL;
-    size_t n = 0;
-    for (uint32_t i = 1; i < g->view.count; i++)
-      if (g->view.incidents[i].last_position > after) n++;
-    if (n) changed = malloc(n * sizeof *changed);
-    if (n && !changed) {
-      sse_free(c);
-      return respond_error(q, 500, "out of memory", 0);
-    }
-    if (changed) {
-      n = 0;
-      for (uint32_t i = 1; i < g->view.count; i++)
-        if (g->view.incidents[i].last_position > after) changed[n++] = &g->view.incidents[i];
-      qsort(changed, n, sizeof *changed, cmp_position);
-      for (size_t i = 0; i < n; i++)
-        sse_add_row(c, changed[i], &h->row);
-      free(changed);
-    }
+  int rc = sse_queue(c, "retry: 1000\n\n", 13);
+  if (rc == LK_OK && after != UINT64_MAX) rc = sse_replay(c, after);
+  if (rc != LK_OK) {
+    sse_free(c);
+    return respond_error(q, 500, "out of memory", 0);
   }
   struct MHD_Response *r =
-      MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, sse_read, c, sse_free);
+      MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, SSE_BLOCK, sse_read, c, sse_free);
   if (!r) {
     sse_free(c);
     return MHD_NO;
@@ -388,9 +492,10 @@ static enum MHD_Result get_stream(struct req *q) {
   MHD_add_response_header(r, "Content-Type", "text/event-stream; charset=utf-8");
   MHD_add_response_header(r, "Cache-Control", "no-store");
   MHD_add_response_header(r, "X-Accel-Buffering", "no");
-  enum MHD_Result rc = MHD_queue_response(q->conn, 200, r);
-  MHD_destroy_response(r);
-  return rc;
+  enum MHD_Result ret = MHD_queue_response(q->conn, 200, r);
+  MHD_destroy_response(r); /* a failed queue frees c through sse_free */
+  if (ret == MHD_YES) sse_set_sndbuf(q->conn);
+  return ret;
 }
 
 static enum MHD_Result handle_get(struct req *q) {
@@ -641,12 +746,15 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* ---- Server-Sent Events ---- */
 
-static struct sse_client *sse_open(struct gw_http *h, struct MHD_Connection *conn) {
+static struct sse_client *sse_open(struct gw_http *h, struct MHD_Connection *conn,
+                                   const char *token, const char *addr) {
   struct sse_client *c = calloc(1, sizeof *c);
   if (!c) return NULL;
   c->h = h;
   c->conn = conn;
-  gw_buf_init(&c->out);
+  gw_sse_out_init(&c->out, h->sse_buffer_bytes);
+  snprintf(c->token, sizeof c->token, "%s", token);
+  snprintf(c->addr, sizeof c->addr, "%s", addr);
   c->prev = h->sse.prev;
   c->next = &h->sse;
   h->sse.prev->next = c;
@@ -655,12 +763,17 @@ static struct sse_client *sse_open(struct gw_http *h, struct MHD_Connection *con
   return c;
 }
 
+/* The response's free callback: MHD has closed the connection (or never sent the response). */
 static void sse_free(void *cls) {
   struct sse_client *c = cls;
+  struct gw_http *h = c->h;
   c->prev->next = c->next;
   c->next->prev = c->prev;
-  c->h->sse_count--;
-  gw_buf_free(&c->out);
+  h->sse_count--;
+  h->sse_pending -= gw_sse_out_pending(&c->out);
+  h->sse_freed_bytes += c->peak_cap + SSE_CLIENT_OVERHEAD;
+  h->sse_freed_count++;
+  gw_sse_out_free(&c->out);
   free(c);
 }
 
@@ -672,18 +785,54 @@ static void sse_wake(struct sse_client *c) {
   kick(c->h);
 }
 
-static void sse_append(struct sse_client *c, const char *s, size_t n) {
+/* Ends a client's stream now and frees its buffer; MHD frees the rest once it has closed the
+ * connection. The socket is shut down rather than closed (MHD owns the descriptor and closes
+ * it): epoll then reports a hang-up and MHD closes the connection as failed on its next run,
+ * whether or not its write buffer ever drained. SO_LINGER 0 makes that close a reset, so the
+ * kernel drops what the client never read at once instead of retrying it for minutes. A
+ * suspended client is resumed too, so MHD looks at it. */
+static void sse_cut(struct sse_client *c) {
+  struct gw_http *h = c->h;
   if (c->dead) return;
-  if (c->out.len - c->sent + n > SSE_MAX_PENDING) {
-    /* Too slow to keep up: cut it off; the browser reconnects with Last-Event-ID. */
-    c->dead = 1;
-    c->h->sse_dropped++;
-    lk_warn("dropped a slow live client", "pending=%zu", c->out.len - c->sent);
-  } else {
-    gw_buf_add(&c->out, s, n);
-    if (c->out.failed) c->dead = 1;
+  c->dead = 1;
+  h->sse_pending -= gw_sse_out_pending(&c->out);
+  gw_sse_out_free(&c->out);
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+  if (ci) {
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    if (setsockopt(ci->connect_fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) != 0 ||
+        shutdown(ci->connect_fd, SHUT_RDWR) != 0)
+      lk_debug("cannot shut a live stream's socket down", "err=\"%s\"", strerror(errno));
   }
   sse_wake(c);
+  kick(h);
+}
+
+/* Adds bytes to a client's buffer. LK_EFULL: the client's buffer is at its cap (it is too
+ * slow to keep); LK_ENOMEM. Nothing is added on error. */
+static int sse_queue(struct sse_client *c, const char *s, size_t n) {
+  int rc = gw_sse_out_add(&c->out, s, n);
+  if (rc != LK_OK) return rc;
+  c->h->sse_pending += n;
+  if (c->out.cap > c->peak_cap) c->peak_cap = c->out.cap;
+  return LK_OK;
+}
+
+/* A live change or a heartbeat for one client: queued and the client woken, or the client cut
+ * off when it cannot take it (it reconnects with Last-Event-ID and resumes). */
+static void sse_append(struct sse_client *c, const char *s, size_t n) {
+  if (c->dead || c->ending) return;
+  int rc = sse_queue(c, s, n);
+  if (rc == LK_OK) {
+    sse_wake(c);
+    return;
+  }
+  c->h->sse_dropped++;
+  lk_warn(rc == LK_EFULL ? "cut off a slow live client" : "cut off a live client: out of memory",
+          "token=%s addr=%s pending=%zu cap=%zu", c->token, c->addr, gw_sse_out_pending(&c->out),
+          c->out.limit);
+  sse_cut(c);
 }
 
 static void sse_format_row(struct gw_buf *row, const struct gw_incident *inc) {
@@ -693,27 +842,18 @@ static void sse_format_row(struct gw_buf *row, const struct gw_incident *inc) {
   gw_buf_puts(row, "\n\n");
 }
 
-static void sse_add_row(struct sse_client *c, const struct gw_incident *inc, struct gw_buf *row) {
-  sse_format_row(row, inc);
-  if (!row->failed) sse_append(c, row->data, row->len);
-}
-
 static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
   struct sse_client *c = cls;
   (void)pos;
   if (c->ending) return MHD_CONTENT_READER_END_OF_STREAM;
   if (c->dead) return MHD_CONTENT_READER_END_WITH_ERROR;
-  size_t avail = c->out.len - c->sent;
-  if (avail == 0) {
-    gw_buf_reset(&c->out);
-    c->sent = 0;
+  if (gw_sse_out_pending(&c->out) == 0) {
     c->suspended = 1;
     MHD_suspend_connection(c->conn);
     return 0;
   }
-  size_t n = avail < max ? avail : max;
-  memcpy(buf, c->out.data + c->sent, n);
-  c->sent += n;
+  size_t n = gw_sse_out_take(&c->out, buf, max);
+  c->h->sse_pending -= n;
   return (ssize_t)n;
 }
 
@@ -804,6 +944,10 @@ int gw_http_start(struct gateway *g, struct gw_http **out) {
   if (!h) return LK_ENOMEM;
   h->g = g;
   h->sse.prev = h->sse.next = &h->sse;
+  h->sse_limits = (struct gw_sse_limits){.max_clients = (unsigned)g->cfg->sse_max_clients,
+                                         .per_token = (unsigned)g->cfg->sse_max_per_token,
+                                         .per_address = (unsigned)g->cfg->sse_max_per_address};
+  h->sse_buffer_bytes = (size_t)g->cfg->sse_client_buffer_bytes;
   gw_buf_init(&h->row);
   *out = h;
   static const char *const names[GW_STATIC_FILES] = {"index.html", "app.js", "style.css",
@@ -864,7 +1008,17 @@ int gw_http_start(struct gateway *g, struct gw_http **out) {
   return LK_OK;
 }
 
+/* Duties: the live streams' heartbeat; giving memory back after many clients left. */
 void gw_http_tick(struct gw_http *h, int64_t now_us) {
+  if (h->sse_freed_bytes >= SSE_TRIM_AFTER_BYTES) {
+    /* Once a mass disconnect is over, or while it goes on: each call is a few ms at most. */
+    malloc_trim(0);
+    h->sse_trims++;
+    lk_info("gave memory freed by live clients back to the system", "clients=%u freed_bytes=%zu",
+            h->sse_freed_count, h->sse_freed_bytes);
+    h->sse_freed_bytes = 0;
+    h->sse_freed_count = 0;
+  }
   if (now_us - h->last_heartbeat_us < SSE_HEARTBEAT_US) return;
   h->last_heartbeat_us = now_us;
   /* A comment line keeps proxies from closing the stream and finds clients that went away
@@ -873,10 +1027,19 @@ void gw_http_tick(struct gw_http *h, int64_t now_us) {
     sse_append(c, ": hb\n\n", 6);
 }
 
+unsigned gw_http_sse_clients(const struct gw_http *h) {
+  return h ? h->sse_count : 0;
+}
+
 void gw_http_status(const struct gw_http *h, char *buf, size_t len) {
-  snprintf(buf, len, "http_requests=%llu http_refused_auth=%llu sse_clients=%u sse_dropped=%llu",
+  snprintf(buf, len,
+           "http_requests=%llu http_refused_auth=%llu sse_clients=%u sse_dropped=%llu "
+           "sse_refused_token=%llu sse_refused_address=%llu sse_refused_full=%llu "
+           "sse_resets=%llu sse_pending=%zu sse_trims=%llu",
            (unsigned long long)h->requests, (unsigned long long)h->refused_auth, h->sse_count,
-           (unsigned long long)h->sse_dropped);
+           (unsigned long long)h->sse_dropped, (unsigned long long)h->sse_refused_token,
+           (unsigned long long)h->sse_refused_address, (unsigned long long)h->sse_refused_full,
+           (unsigned long long)h->sse_resets, h->sse_pending, (unsigned long long)h->sse_trims);
 }
 
 static void handle_closed(uv_handle_t *handle) {

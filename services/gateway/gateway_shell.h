@@ -35,6 +35,9 @@ struct gateway_config {
   char cap_sender[LK_CONFIG_STR];
   long upstream_timeout_ms;
   long sse_max_clients;
+  long sse_max_per_token;
+  long sse_max_per_address;
+  long sse_client_buffer_bytes;
   long tokens_refresh_ms;
   int link_curve;
   char link_key_file[LK_CONFIG_STR];
@@ -110,6 +113,9 @@ int gw_http_start(struct gateway *g, struct gw_http **out);
 void gw_http_publish(struct gw_http *h, uint32_t slot, uint64_t position);
 void gw_http_tick(struct gw_http *h, int64_t now_us);
 void gw_http_status(const struct gw_http *h, char *buf, size_t len);
+/* Live (Server-Sent Events) streams open now, cut-off ones until MHD has closed them; 0 for
+ * NULL. */
+unsigned gw_http_sse_clients(const struct gw_http *h);
 void gw_http_stop(struct gw_http **h);
 
 #define GATEWAY_HELP                                                                               \

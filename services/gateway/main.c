@@ -4,8 +4,9 @@
  * the view and serves it; every document is written by the core (gw_*.c).
  *
  * Memory: the view keeps every incident ever seen with its timeline (at most GW_MAX_STEPS steps
- * of ~250 bytes each); live clients have bounded buffers (1 MiB each, at most sse_max_clients),
- * waiting requests are bounded (1024), the feed's PUB queue is bounded by its high-water mark. */
+ * of ~250 bytes each); live clients have bounded buffers (sse_client_buffer_bytes each, at most
+ * sse_max_clients of them), waiting requests are bounded (1024), the feed's PUB queue is bounded
+ * by its high-water mark. */
 #include <stddef.h>
 
 #include "gateway_shell.h"
@@ -44,6 +45,17 @@ static const struct lk_config_entry gateway_config_table[] = {
      "how long an HTTP request waits for the router or intake before 503"},
     {"sse_max_clients", LK_CFG_INT, CFG(sse_max_clients), 1, 100000, "256",
      "live dashboard connections at most"},
+    /* A control room's video wall and desks often share one token; 32 screens fit, and one
+     * leaked or looping token still holds only an eighth of the default slots. */
+    {"sse_max_per_token", LK_CFG_INT, CFG(sse_max_per_token), 1, 100000, "32",
+     "live streams one token may hold open (429 beyond)"},
+    /* A control room behind one NAT address with a few tokens; behind a reverse proxy every
+     * client has the proxy's address: set it to sse_max_clients there. */
+    {"sse_max_per_address", LK_CFG_INT, CFG(sse_max_per_address), 1, 100000, "64",
+     "live streams one client address may hold open (429 beyond)"},
+    {"sse_client_buffer_bytes", LK_CFG_INT, CFG(sse_client_buffer_bytes), 16384, 16777216, "262144",
+     "bytes waiting for one live client at most; a client that falls further behind "
+     "is cut off and resumes when it reconnects"},
     {"tokens_refresh_ms", LK_CFG_INT, CFG(tokens_refresh_ms), 100, 3600000, "2000",
      "re-read the token registry this often (a revoked token stops working within it)"},
     LK_LINK_CONFIG(struct gateway_config),
