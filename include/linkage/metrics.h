@@ -11,8 +11,8 @@
  *
  *   lk_metrics_family(w, "linkage_intake_reports_total", LK_METRIC_COUNTER,
  *                     "reports answered, by the status of the ReportAck");
- *   lk_metrics_sample(w, (double)st->accepted, "status", "accepted", NULL);
- *   lk_metrics_sample(w, (double)st->busy, "status", "busy", NULL);
+ *   lk_metrics_sample(w, (double)st->accepted, "status", "accepted");
+ *   lk_metrics_sample(w, (double)st->busy, "status", "busy");
  *
  * A family's samples follow its HELP and TYPE lines, so they are grouped as the format wants.
  * Names follow Prometheus's conventions: linkage_<daemon>_..., base units (_seconds, _bytes),
@@ -67,12 +67,18 @@ char *lk_metrics_writer_take(struct lk_metrics_writer *w, size_t *len);
 /* Starts a family: its HELP and TYPE lines. */
 void lk_metrics_family(struct lk_metrics_writer *w, const char *name, enum lk_metric_type type,
                        const char *help);
-/* One sample of the current counter or gauge family, then label name and value pairs ending
- * with NULL. */
-void lk_metrics_sample(struct lk_metrics_writer *w, double value, ...) __attribute__((sentinel));
-/* A histogram's series for one label set (pairs ending with NULL, as above): its cumulative
- * _bucket lines ending with le="+Inf", then _sum and _count. */
-void lk_metrics_histogram(struct lk_metrics_writer *w, const struct lk_histogram *h, ...)
+/* lk_metrics_sample(w, value, "label", "value", ...): one sample of the current counter or gauge
+ * family with its label name and value pairs (none, or up to LK_METRIC_LABELS_MAX). */
+#define lk_metrics_sample(...) lk_metrics_sample_pairs(__VA_ARGS__, LK_METRICS_END)
+/* lk_metrics_histogram(w, h, "label", "value", ...): a histogram's series for one label set, its
+ * cumulative _bucket lines ending with le="+Inf", then _sum and _count. */
+#define lk_metrics_histogram(...) lk_metrics_histogram_pairs(__VA_ARGS__, LK_METRICS_END)
+/* What the macros above call: the pairs end with LK_METRICS_END, a null pointer of the pairs'
+ * type (a bare NULL may be an int, which va_arg must not read as a pointer). */
+#define LK_METRICS_END ((const char *)0)
+void lk_metrics_sample_pairs(struct lk_metrics_writer *w, double value, ...)
+    __attribute__((sentinel));
+void lk_metrics_histogram_pairs(struct lk_metrics_writer *w, const struct lk_histogram *h, ...)
     __attribute__((sentinel));
 /* A family with one unlabelled sample: the common case of a gauge or counter. */
 void lk_metrics_single(struct lk_metrics_writer *w, const char *name, enum lk_metric_type type,

@@ -200,7 +200,7 @@ static void put_sample(struct lk_metrics_writer *w, const char *suffix, const st
   puts_(w, "\n");
 }
 
-void lk_metrics_sample(struct lk_metrics_writer *w, double value, ...) {
+void lk_metrics_sample_pairs(struct lk_metrics_writer *w, double value, ...) {
   struct labels l;
   va_list ap;
   if (w->err != LK_OK) return;
@@ -214,7 +214,7 @@ void lk_metrics_sample(struct lk_metrics_writer *w, double value, ...) {
   if (rc == 0) put_sample(w, "", &l, NULL, value);
 }
 
-void lk_metrics_histogram(struct lk_metrics_writer *w, const struct lk_histogram *h, ...) {
+void lk_metrics_histogram_pairs(struct lk_metrics_writer *w, const struct lk_histogram *h, ...) {
   struct labels l;
   va_list ap;
   char le[40];
@@ -241,5 +241,5 @@ void lk_metrics_histogram(struct lk_metrics_writer *w, const struct lk_histogram
 void lk_metrics_single(struct lk_metrics_writer *w, const char *name, enum lk_metric_type type,
                        const char *help, double value) {
   lk_metrics_family(w, name, type, help);
-  lk_metrics_sample(w, value, NULL);
+  lk_metrics_sample(w, value);
 }

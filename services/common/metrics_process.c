@@ -61,7 +61,7 @@ void lk_metrics_process(struct lk_metrics_writer *w, const char *service, double
                     "start time of the process since the Unix epoch, in seconds", started_s);
   lk_metrics_family(w, "linkage_service_info", LK_METRIC_GAUGE,
                     "always 1; the label names the daemon behind this endpoint");
-  lk_metrics_sample(w, 1, "service", service, NULL);
+  lk_metrics_sample(w, 1, "service", service);
   lk_metrics_single(w, "linkage_service_restarts", LK_METRIC_GAUGE,
                     "times the supervisor (linkagectl run) had restarted this daemon before "
                     "this process started; 0 when it runs on its own",

@@ -26,7 +26,7 @@ struct skeleton {
   uv_timer_t tick;
   struct lk_zsock control;
   int control_open;
-  struct lk_notify notify; /* systemd's READY/WATCHDOG/STATUS/STOPPING (notify.h) */
+  struct lk_notify notify;         /* systemd's READY/WATCHDOG/STATUS/STOPPING (notify.h) */
   struct lk_metrics_http *metrics; /* GET /metrics; NULL when off */
   double started_s;                /* Unix seconds */
   long restarts;                   /* LK_METRICS_RESTARTS_ENV */
@@ -154,8 +154,8 @@ static int open_metrics(struct skeleton *sk) {
   for (size_t i = 0; i < sk->svc->config_len; i++) {
     const struct lk_config_entry *e = &sk->svc->config[i];
     if (e->type == LK_CFG_STRING && strcmp(e->key, key) == 0)
-      return lk_metrics_http_start(sk->rt.loop, (const char *)sk->rt.config + e->offset,
-                                   metrics_cb, sk, &sk->metrics);
+      return lk_metrics_http_start(sk->rt.loop, (const char *)sk->rt.config + e->offset, metrics_cb,
+                                   sk, &sk->metrics);
   }
   return LK_OK;
 }

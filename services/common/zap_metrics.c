@@ -17,14 +17,14 @@ void lk_auth_metrics(struct lk_metrics_writer *w, const char *prefix, const stru
   snprintf(name, sizeof name, "%s_curve_handshakes_total", prefix);
   lk_metrics_family(w, name, LK_METRIC_COUNTER,
                     "CURVE handshakes the ZAP handler decided, by result");
-  lk_metrics_sample(w, (double)a->zap_allowed, "result", "allowed", NULL);
-  lk_metrics_sample(w, (double)a->zap_denied, "result", "denied", NULL);
+  lk_metrics_sample(w, (double)a->zap_allowed, "result", "allowed");
+  lk_metrics_sample(w, (double)a->zap_denied, "result", "denied");
   snprintf(name, sizeof name, "%s_curve_revoked_refused_total", prefix);
   lk_metrics_single(w, name, LK_METRIC_COUNTER,
                     "messages refused because their key was revoked after the handshake",
                     (double)a->revoked_refused);
   snprintf(name, sizeof name, "%s_curve_key_reloads_total", prefix);
   lk_metrics_family(w, name, LK_METRIC_COUNTER, "reloads of the key registry, by result");
-  lk_metrics_sample(w, (double)(a->refreshes - a->refresh_failures), "result", "ok", NULL);
-  lk_metrics_sample(w, (double)a->refresh_failures, "result", "failed", NULL);
+  lk_metrics_sample(w, (double)(a->refreshes - a->refresh_failures), "result", "ok");
+  lk_metrics_sample(w, (double)a->refresh_failures, "result", "failed");
 }

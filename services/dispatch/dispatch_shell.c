@@ -749,13 +749,13 @@ void dispatch_metrics(struct lk_runtime *rt, struct lk_metrics_writer *w) {
                     (double)ds->no_unit);
   lk_metrics_family(w, "linkage_dispatch_incidents_ended_total", LK_METRIC_COUNTER,
                     "incidents this process resolved or closed, by how they ended");
-  lk_metrics_sample(w, (double)ds->resolved, "state", "resolved", NULL);
-  lk_metrics_sample(w, (double)ds->closed, "state", "closed", NULL);
+  lk_metrics_sample(w, (double)ds->resolved, "state", "resolved");
+  lk_metrics_sample(w, (double)ds->closed, "state", "closed");
   lk_metrics_family(w, "linkage_dispatch_answers_total", LK_METRIC_COUNTER,
                     "units' answers, by the reply: ok (committed), rejected, busy (send again)");
-  lk_metrics_sample(w, (double)ds->answers_ok, "result", "ok", NULL);
-  lk_metrics_sample(w, (double)ds->answers_rejected, "result", "rejected", NULL);
-  lk_metrics_sample(w, (double)ds->answers_busy, "result", "busy", NULL);
+  lk_metrics_sample(w, (double)ds->answers_ok, "result", "ok");
+  lk_metrics_sample(w, (double)ds->answers_rejected, "result", "rejected");
+  lk_metrics_sample(w, (double)ds->answers_busy, "result", "busy");
   lk_metrics_single(w, "linkage_dispatch_assignments_sent_total", LK_METRIC_COUNTER,
                     "assignment messages sent to units (repeats on Hello included)",
                     (double)ds->assignments_sent);
@@ -764,8 +764,8 @@ void dispatch_metrics(struct lk_runtime *rt, struct lk_metrics_writer *w) {
   lk_metrics_family(w, "linkage_dispatch_units", LK_METRIC_GAUGE,
                     "the district's responder units by presence: present (a session heard "
                     "within three heartbeats) or absent");
-  lk_metrics_sample(w, present, "presence", "present", NULL);
-  lk_metrics_sample(w, (double)units - present, "presence", "absent", NULL);
+  lk_metrics_sample(w, present, "presence", "present");
+  lk_metrics_sample(w, (double)units - present, "presence", "absent");
   lk_metrics_single(w, "linkage_dispatch_open_assignments", LK_METRIC_GAUGE,
                     "assignments of open incidents that units still work on (their load)", open);
   lk_metrics_single(w, "linkage_dispatch_position", LK_METRIC_GAUGE,

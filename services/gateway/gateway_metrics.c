@@ -102,8 +102,8 @@ static void write_feed(struct lk_metrics_writer *w, const struct gateway *g) {
                     "committed events published live on the feed", (double)f->published);
   lk_metrics_family(w, "linkage_gateway_feed_replays_total", LK_METRIC_COUNTER,
                     "replay requests on the feed's replay endpoint, by answer");
-  lk_metrics_sample(w, (double)f->replays, "result", "answered", NULL);
-  lk_metrics_sample(w, (double)f->refused, "result", "refused", NULL);
+  lk_metrics_sample(w, (double)f->replays, "result", "answered");
+  lk_metrics_sample(w, (double)f->refused, "result", "refused");
   lk_metrics_single(w, "linkage_gateway_feed_replayed_events_total", LK_METRIC_COUNTER,
                     "events sent in replay batches", (double)f->replay_items);
 }
@@ -119,8 +119,8 @@ void gateway_metrics(struct lk_runtime *rt, struct lk_metrics_writer *w) {
   lk_metrics_family(w, "linkage_gateway_upstream_requests_total", LK_METRIC_COUNTER,
                     "requests relayed for HTTP clients: coordinators' commands to the router, "
                     "Open311 reports to intake");
-  lk_metrics_sample(w, (double)g->commands_sent, "upstream", "router", NULL);
-  lk_metrics_sample(w, (double)g->reports_sent, "upstream", "intake", NULL);
+  lk_metrics_sample(w, (double)g->commands_sent, "upstream", "router");
+  lk_metrics_sample(w, (double)g->reports_sent, "upstream", "intake");
   lk_metrics_single(w, "linkage_gateway_upstream_timeouts_total", LK_METRIC_COUNTER,
                     "relayed requests that got no answer in upstream_timeout_ms (503)",
                     (double)g->upstream_timeouts);

@@ -296,10 +296,10 @@ void intake_metrics(struct lk_runtime *rt, struct lk_metrics_writer *w) {
                     "device messages answered, by the status of the ReportAck: accepted (committed "
                     "in the ledger), duplicate (a retry of a committed report), rejected (a rule "
                     "broken), busy (over capacity; the device retries)");
-  lk_metrics_sample(w, (double)st->accepted, "status", "accepted", NULL);
-  lk_metrics_sample(w, (double)st->duplicate, "status", "duplicate", NULL);
-  lk_metrics_sample(w, (double)st->rejected, "status", "rejected", NULL);
-  lk_metrics_sample(w, (double)st->busy, "status", "busy", NULL);
+  lk_metrics_sample(w, (double)st->accepted, "status", "accepted");
+  lk_metrics_sample(w, (double)st->duplicate, "status", "duplicate");
+  lk_metrics_sample(w, (double)st->rejected, "status", "rejected");
+  lk_metrics_sample(w, (double)st->busy, "status", "busy");
   lk_metrics_single(w, "linkage_intake_inflight_reports", LK_METRIC_GAUGE,
                     "reports waiting for the ledger's commit", in->inflight);
   lk_metrics_single(w, "linkage_intake_inflight_limit", LK_METRIC_GAUGE,

@@ -36,25 +36,23 @@ void ledger_metrics(struct lk_runtime *rt, struct lk_metrics_writer *w) {
                     "appends answered, by status: committed, duplicate (stored before), invalid "
                     "(refused), busy (queue full or PostgreSQL down; the client retries)");
   lk_metrics_sample(w, (double)a[LINKAGE__V1__APPEND_REPLY__STATUS__COMMITTED], "status",
-                    "committed", NULL);
+                    "committed");
   lk_metrics_sample(w, (double)a[LINKAGE__V1__APPEND_REPLY__STATUS__DUPLICATE], "status",
-                    "duplicate", NULL);
-  lk_metrics_sample(w, (double)a[LINKAGE__V1__APPEND_REPLY__STATUS__INVALID], "status", "invalid",
-                    NULL);
-  lk_metrics_sample(w, (double)a[LINKAGE__V1__APPEND_REPLY__STATUS__BUSY], "status", "busy", NULL);
+                    "duplicate");
+  lk_metrics_sample(w, (double)a[LINKAGE__V1__APPEND_REPLY__STATUS__INVALID], "status", "invalid");
+  lk_metrics_sample(w, (double)a[LINKAGE__V1__APPEND_REPLY__STATUS__BUSY], "status", "busy");
   lk_metrics_family(w, "linkage_ledger_batch_size", LK_METRIC_HISTOGRAM,
                     "appends per committed batch (group commit)");
-  lk_metrics_histogram(w, &L->batch_size, NULL);
+  lk_metrics_histogram(w, &L->batch_size);
   lk_metrics_family(w, "linkage_ledger_commit_duration_seconds", LK_METRIC_HISTOGRAM,
                     "time from taking a batch off the queue to its commit, in seconds (the "
                     "attempt that committed)");
-  lk_metrics_histogram(w, &L->commit_duration, NULL);
+  lk_metrics_histogram(w, &L->commit_duration);
   lk_metrics_family(w, "linkage_ledger_queue_depth", LK_METRIC_GAUGE,
                     "appends waiting: in the queue, and in the batch being committed");
-  lk_metrics_sample(w, (double)L->q_len, "queue", "append", NULL);
-  lk_metrics_sample(w, (double)L->batch.count, "queue", "batch", NULL);
-  lk_metrics_sample(w, (double)(L->replay_q_len + (L->replay_busy ? 1 : 0)), "queue", "replay",
-                    NULL);
+  lk_metrics_sample(w, (double)L->q_len, "queue", "append");
+  lk_metrics_sample(w, (double)L->batch.count, "queue", "batch");
+  lk_metrics_sample(w, (double)(L->replay_q_len + (L->replay_busy ? 1 : 0)), "queue", "replay");
   lk_metrics_single(w, "linkage_ledger_queue_bytes", LK_METRIC_GAUGE,
                     "event bytes in the append queue", (double)L->q_bytes);
   lk_metrics_single(w, "linkage_ledger_queue_limit", LK_METRIC_GAUGE,

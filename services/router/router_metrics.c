@@ -43,7 +43,7 @@ static void write_open(struct lk_metrics_writer *w, const struct census *c) {
     const char *tier = t ? lk_tier_name((Linkage__V1__Tier)t) : "unrouted";
     for (unsigned v = 1; v < SEVERITIES; v++)
       lk_metrics_sample(w, c->open[t][v], "tier", tier, "severity",
-                        lk_severity_name((Linkage__V1__Severity)v), NULL);
+                        lk_severity_name((Linkage__V1__Severity)v));
   }
 }
 
@@ -62,21 +62,21 @@ void router_metrics(struct lk_runtime *rt, struct lk_metrics_writer *w) {
   lk_metrics_family(w, "linkage_router_escalations_total", LK_METRIC_COUNTER,
                     "escalations this router sent to the ledger, by cause");
   for (unsigned i = 0; i < ROUTER_ESCALATION_CAUSES; i++)
-    lk_metrics_sample(w, (double)r->escalations[i], "cause", causes[i], NULL);
+    lk_metrics_sample(w, (double)r->escalations[i], "cause", causes[i]);
   lk_metrics_family(w, "linkage_router_decisions_total", LK_METRIC_COUNTER,
                     "decisions this router sent to the ledger, by event type");
-  lk_metrics_sample(w, (double)r->routed, "type", "routed", NULL);
-  lk_metrics_sample(w, (double)r->merged, "type", "merged", NULL);
-  lk_metrics_sample(w, (double)r->escalated, "type", "escalated", NULL);
-  lk_metrics_sample(w, (double)r->overdue, "type", "overdue", NULL);
-  lk_metrics_sample(w, (double)r->suppressed, "type", "suppressed", NULL);
+  lk_metrics_sample(w, (double)r->routed, "type", "routed");
+  lk_metrics_sample(w, (double)r->merged, "type", "merged");
+  lk_metrics_sample(w, (double)r->escalated, "type", "escalated");
+  lk_metrics_sample(w, (double)r->overdue, "type", "overdue");
+  lk_metrics_sample(w, (double)r->suppressed, "type", "suppressed");
   lk_metrics_single(w, "linkage_router_decisions_retried_total", LK_METRIC_COUNTER,
                     "decisions the ledger did not commit, sent again",
                     (double)r->decisions_retried);
   lk_metrics_family(w, "linkage_router_commands_total", LK_METRIC_COUNTER,
                     "coordinators' commands answered, by result (busy answers not counted)");
-  lk_metrics_sample(w, (double)r->commands_ok, "result", "ok", NULL);
-  lk_metrics_sample(w, (double)r->commands_rejected, "result", "rejected", NULL);
+  lk_metrics_sample(w, (double)r->commands_ok, "result", "ok");
+  lk_metrics_sample(w, (double)r->commands_rejected, "result", "rejected");
   lk_metrics_single(w, "linkage_router_deadlines", LK_METRIC_GAUGE, "deadlines armed",
                     (double)r->state.deadlines.count);
   lk_metrics_single(w, "linkage_router_position", LK_METRIC_GAUGE,

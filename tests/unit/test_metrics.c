@@ -22,8 +22,8 @@ LK_TEST(family_help_and_type) {
   lk_metrics_writer_init(&w);
   lk_metrics_family(&w, "linkage_intake_reports_total", LK_METRIC_COUNTER,
                     "reports answered\nby status, a \\ too");
-  lk_metrics_sample(&w, 3, "status", "accepted", NULL);
-  lk_metrics_sample(&w, 0, "status", "busy", NULL);
+  lk_metrics_sample(&w, 3, "status", "accepted");
+  lk_metrics_sample(&w, 0, "status", "busy");
   lk_metrics_single(&w, "linkage_ledger_queue_depth", LK_METRIC_GAUGE, "appends waiting", 7);
   char *s = take(&w);
   LK_CHECK_STR(s, "# HELP linkage_intake_reports_total reports answered\\nby status, a \\\\ too\n"
@@ -40,7 +40,7 @@ LK_TEST(label_values_escaped) {
   struct lk_metrics_writer w;
   lk_metrics_writer_init(&w);
   lk_metrics_family(&w, "m", LK_METRIC_GAUGE, "h");
-  lk_metrics_sample(&w, 1, "a", "back\\slash \"quoted\"\nnew line", "b", "楼栋 7", NULL);
+  lk_metrics_sample(&w, 1, "a", "back\\slash \"quoted\"\nnew line", "b", "楼栋 7");
   char *s = take(&w);
   LK_CHECK_CONTAINS(s, "m{a=\"back\\\\slash \\\"quoted\\\"\\nnew line\",b=\"楼栋 7\"} 1\n");
   free(s);
@@ -59,7 +59,7 @@ LK_TEST(histogram_cumulative_with_inf_sum_count) {
   struct lk_metrics_writer w;
   lk_metrics_writer_init(&w);
   lk_metrics_family(&w, "linkage_ledger_commit_duration_seconds", LK_METRIC_HISTOGRAM, "h");
-  lk_metrics_histogram(&w, &h, "pg", "primary", NULL);
+  lk_metrics_histogram(&w, &h, "pg", "primary");
   char *s = take(&w);
   LK_CHECK_STR(s, "# HELP linkage_ledger_commit_duration_seconds h\n"
                   "# TYPE linkage_ledger_commit_duration_seconds histogram\n"
@@ -80,7 +80,7 @@ LK_TEST(histogram_without_labels) {
   struct lk_metrics_writer w;
   lk_metrics_writer_init(&w);
   lk_metrics_family(&w, "b", LK_METRIC_HISTOGRAM, "empty");
-  lk_metrics_histogram(&w, &h, NULL);
+  lk_metrics_histogram(&w, &h);
   char *s = take(&w);
   LK_CHECK_CONTAINS(s, "b_bucket{le=\"1\"} 0\nb_bucket{le=\"10\"} 0\nb_bucket{le=\"+Inf\"} 0\n"
                        "b_sum 0\nb_count 0\n");
@@ -122,7 +122,7 @@ LK_TEST(misuse_fails_the_writer) {
   size_t len;
 
   lk_metrics_writer_init(&w);
-  lk_metrics_sample(&w, 1, NULL); /* no family yet */
+  lk_metrics_sample(&w, 1); /* no family yet */
   LK_CHECK(lk_metrics_writer_take(&w, &len) == NULL);
   LK_CHECK_EQ_INT(w.err, LK_EINVAL);
 
@@ -132,22 +132,22 @@ LK_TEST(misuse_fails_the_writer) {
 
   lk_metrics_writer_init(&w);
   lk_metrics_family(&w, "g", LK_METRIC_GAUGE, "h");
-  lk_metrics_sample(&w, 1, "__reserved", "x", NULL);
+  lk_metrics_sample(&w, 1, "__reserved", "x");
   LK_CHECK(lk_metrics_writer_take(&w, &len) == NULL);
 
   lk_metrics_writer_init(&w);
   lk_metrics_family(&w, "g", LK_METRIC_GAUGE, "h");
-  lk_metrics_sample(&w, 1, "le", "1", NULL); /* le is the buckets' */
+  lk_metrics_sample(&w, 1, "le", "1"); /* le is the buckets' */
   LK_CHECK(lk_metrics_writer_take(&w, &len) == NULL);
 
   lk_metrics_writer_init(&w);
   lk_metrics_family(&w, "g", LK_METRIC_HISTOGRAM, "h");
-  lk_metrics_sample(&w, 1, NULL); /* a histogram takes lk_metrics_histogram */
+  lk_metrics_sample(&w, 1); /* a histogram takes lk_metrics_histogram */
   LK_CHECK(lk_metrics_writer_take(&w, &len) == NULL);
 
   lk_metrics_writer_init(&w);
   lk_metrics_family(&w, "g", LK_METRIC_GAUGE, "h");
-  lk_metrics_sample(&w, 1, "a", "1", "b", "2", "c", "3", "d", "4", "e", "5", NULL);
+  lk_metrics_sample(&w, 1, "a", "1", "b", "2", "c", "3", "d", "4", "e", "5");
   LK_CHECK(lk_metrics_writer_take(&w, &len) == NULL);
 
   /* An empty scrape is an empty document, not a failure. */
