@@ -102,6 +102,9 @@ export LINKAGE_LEDGER_ENDPOINT=tcp://127.0.0.1:$P_LEDGER
 export LINKAGE_LEDGER_STREAM=tcp://127.0.0.1:$P_STREAM
 export LINKAGE_ROUTER_ENDPOINT=tcp://127.0.0.1:$P_ROUTER
 export LINKAGE_DISPATCH_ENDPOINT=tcp://127.0.0.1:$P_DISPATCH
+# No /metrics listeners here: their default ports may be a running stack's.
+export LINKAGE_LEDGER_METRICS_LISTEN= LINKAGE_INTAKE_METRICS_LISTEN= LINKAGE_ROUTER_METRICS_LISTEN=
+export LINKAGE_DISPATCH_METRICS_LISTEN= LINKAGE_GATEWAY_METRICS_LISTEN=
 export LINKAGE_LOG_LEVEL=${LINKAGE_LOG_LEVEL:-warn}
 mkdir -p "$LINKAGE_RUN_DIR"
 pgver=$("$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)/postgres" --version)
