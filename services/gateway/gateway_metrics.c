@@ -4,7 +4,8 @@
  * connection accepted and each one ended, so the feed's subscribers are counted from those
  * events (an inproc PAIR on the loop, like every other socket). The HTTP server's figures are
  * read from its status line (gw_http_status), the one thing gateway_http.c exposes, so the
- * server needs no change for them. */
+ * server needs no change for them; responses by status class appear once that line carries
+ * http_1xx= .. http_5xx=. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,22 @@ static void write_http(struct lk_metrics_writer *w, const struct gateway *g) {
                       "HTTP requests refused for their token: missing, unknown, revoked, a role "
                       "too weak, or too many failures from the address",
                       refused);
+  /* Responses by class, once the server's status line carries them (http_2xx=N ...). */
+  static const char *const classes[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+  double by_class[5];
+  int any = 0;
+  for (int i = 0; i < 5; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "http_%s", classes[i]);
+    by_class[i] = status_value(line, key);
+    any |= by_class[i] >= 0;
+  }
+  if (any) {
+    lk_metrics_family(w, "linkage_gateway_http_responses_total", LK_METRIC_COUNTER,
+                      "HTTP responses sent, by status class");
+    for (int i = 0; i < 5; i++)
+      lk_metrics_sample(w, by_class[i] >= 0 ? by_class[i] : 0, "code", classes[i]);
+  }
   if (clients >= 0)
     lk_metrics_single(w, "linkage_gateway_sse_clients", LK_METRIC_GAUGE,
                       "live dashboard streams open (Server-Sent Events, /api/stream)", clients);
