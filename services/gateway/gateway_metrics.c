@@ -106,6 +106,21 @@ static void write_http(struct lk_metrics_writer *w, const struct gateway *g) {
   if (dropped >= 0)
     lk_metrics_single(w, "linkage_gateway_sse_dropped_total", LK_METRIC_COUNTER,
                       "live streams cut off for falling behind (the browser resumes)", dropped);
+  double by_token = status_value(line, "sse_refused_token");
+  double by_address = status_value(line, "sse_refused_address");
+  double full = status_value(line, "sse_refused_full");
+  if (by_token >= 0 && by_address >= 0 && full >= 0) {
+    lk_metrics_family(w, "linkage_gateway_sse_refused_total", LK_METRIC_COUNTER,
+                      "live streams refused, by the limit reached: per token (429), per address "
+                      "(429), every slot taken (503)");
+    lk_metrics_sample(w, by_token, "limit", "token");
+    lk_metrics_sample(w, by_address, "limit", "address");
+    lk_metrics_sample(w, full, "limit", "full");
+  }
+  double pending = status_value(line, "sse_pending");
+  if (pending >= 0)
+    lk_metrics_single(w, "linkage_gateway_sse_pending_bytes", LK_METRIC_GAUGE,
+                      "bytes waiting in live streams' buffers", pending);
 }
 
 static void write_feed(struct lk_metrics_writer *w, const struct gateway *g) {
