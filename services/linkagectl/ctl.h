@@ -115,6 +115,82 @@ struct pg_conn *ctl_registry_connect(const char *conninfo, const char *who, cons
  * why. */
 int ctl_link_client(void *sock, const char *who);
 
+/* ---- request sockets that never hang (ctl_conn.c) ---- */
+
+/* Every ZeroMQ socket linkagectl opens to a daemon goes through ctl_conn: linger 0, sends that
+ * never block past a deadline, waits bounded by one, and a monitor on the connection so that a
+ * command left without an answer says in one line why (nothing listens there, the handshake was
+ * refused and for which key, or the daemon said nothing) and what to set. A refused handshake is
+ * final in libzmq (the connection is dropped, never retried, and a blocking send on the socket
+ * would wait for ever), so it ends the wait at once. */
+
+/* What kind of port a socket talks to: which keys it presents under CURVE. */
+enum ctl_peer {
+  CTL_PEER_LINK,   /* the ledger or the router: the stack's link key (ctl_link_client) */
+  CTL_PEER_DEVICE, /* intake's device port: the client key files (ctl_curve_client) */
+  CTL_PEER_UNIT,   /* dispatch's unit port: likewise */
+};
+
+/* What was seen of one connection: the input of the line that explains a silence. */
+struct ctl_silence {
+  const char *who;         /* the command, as in "linkagectl <who>: ..." */
+  const char *endpoint;    /* where it connected */
+  const char *source;      /* the variable naming the endpoint, e.g. "LINKAGE_LEDGER_ENDPOINT" */
+  const char *run_dir;     /* where make run leaves linkage.conf */
+  enum ctl_peer peer;      /* the port's kind */
+  int curve;               /* 1 when we presented CURVE keys */
+  int watched;             /* 0: nothing is known of the connection (no monitor) */
+  unsigned events;         /* ZMQ_EVENT_* bits seen */
+  uint32_t protocol_error; /* the value of ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL */
+  uint32_t auth_status;    /* the ZAP status code of ZMQ_EVENT_HANDSHAKE_FAILED_AUTH */
+  unsigned failed;         /* handshakes that failed without a reason (ZMQ_EVENT_HANDSHAKE_
+                              FAILED_NO_DETAIL): libzmq retries those, every 100 ms */
+};
+
+/* Handshakes failed without a reason this many times in a row, and none succeeded, is a wrong key
+ * and no accident of a daemon restarting: as final as a refusal. */
+#define CTL_HANDSHAKE_FAILURES 3
+
+/* 1 when the peer refused the handshake for good (our mechanism or our key, or a handshake that
+ * keeps failing): waiting longer or sending again on a fresh socket cannot help. */
+int ctl_silence_refused(const struct ctl_silence *s);
+
+/* One line (no newline) saying why no answer came within waited_ms and the likely fix:
+ * "linkagectl <who>: no answer from <endpoint> in <N> s: <why>; <what to do>". */
+void ctl_silence_line(const struct ctl_silence *s, uint64_t waited_ms, char *out, size_t len);
+
+struct ctl_conn {
+  void *sock;
+  void *monitor; /* PAIR reading sock's monitor events; NULL when it could not be set up */
+  struct ctl_silence seen;
+};
+
+enum ctl_wait {
+  CTL_WAIT_READY = 1,    /* a message can be read (or sent, for ctl_conn_send: sent) */
+  CTL_WAIT_TIMEOUT = 0,  /* the deadline passed */
+  CTL_WAIT_REFUSED = -1, /* the handshake was refused for good (ctl_silence_refused) */
+  CTL_WAIT_ERROR = -2,   /* a socket error (errno) */
+  CTL_WAIT_INTR = -3,    /* a signal interrupted the wait; the caller looks at its flag */
+};
+
+/* A socket of type (ZMQ_DEALER, ZMQ_REQ) connected to endpoint with linger 0 and the keys the
+ * peer kind wants. who and source go into the messages. 0, or -1 after printing why. */
+int ctl_conn_open(struct ctl_conn *c, void *zctx, int type, const char *endpoint,
+                  enum ctl_peer peer, const char *who, const char *source);
+/* Sends one message of n frames, waiting no longer than deadline_mono_us for room (a DEALER or
+ * REQ with no live connection has none). CTL_WAIT_READY when sent. */
+enum ctl_wait ctl_conn_send(struct ctl_conn *c, const void *const *bufs, const size_t *lens,
+                            size_t n, int64_t deadline_mono_us);
+/* Waits until a message can be read, the handshake is refused, or deadline_mono_us. */
+enum ctl_wait ctl_conn_wait(struct ctl_conn *c, int64_t deadline_mono_us);
+/* Prints the line of ctl_silence_line to stderr. */
+void ctl_conn_explain(const struct ctl_conn *c, uint64_t waited_ms);
+void ctl_conn_close(struct ctl_conn *c);
+
+/* PQconnectdb with a connect_timeout of 10 s unless conninfo or $PGCONNECT_TIMEOUT names one:
+ * libpq's own default is to wait for ever on an address that drops packets. */
+struct pg_conn *ctl_pg_connect(const char *conninfo);
+
 /* ---- HTTP to the gateway (ctl_http.c) ---- */
 
 struct ctl_http_reply {
@@ -187,7 +263,8 @@ int ctl_unit_answer_kind(const char *action);
 
 /* One logfmt line (no newline) for an Assignment: assignment_id,
  * incident_id, role, lead, category, kind, severity, compound, building,
- * tier, the three deadlines as ISO 8601 UTC, state, description. A value is
+ * tier, the three deadlines as ISO 8601 UTC, state, exercise (true for a drill's call),
+ * description. A value is
  * quoted only when it needs it; an empty one prints as "-". Truncated to len. */
 struct Linkage__V1__Assignment;
 void ctl_unit_format_assignment(const struct Linkage__V1__Assignment *a, char *out, size_t len);

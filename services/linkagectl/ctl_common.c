@@ -159,9 +159,19 @@ void ctl_format_time(int64_t us, char *out, size_t len) {
   snprintf(out, len, "%s.%06ldZ", day, frac);
 }
 
+PGconn *ctl_pg_connect(const char *conninfo) {
+  /* Entries before an expanded dbname are overridden by the connection string's own, so an
+   * operator's connect_timeout still wins; $PGCONNECT_TIMEOUT is libpq's, and stands. */
+  const char *t = getenv("PGCONNECT_TIMEOUT");
+  int ours = !t || !*t;
+  const char *keys[] = {ours ? "connect_timeout" : "dbname", "dbname", NULL};
+  const char *values[] = {ours ? "10" : conninfo, conninfo, NULL};
+  return PQconnectdbParams(keys, values, 1);
+}
+
 PGconn *ctl_registry_connect(const char *conninfo, const char *who, const char *table_sql,
                              const char *table) {
-  PGconn *pg = PQconnectdb(conninfo);
+  PGconn *pg = ctl_pg_connect(conninfo);
   if (PQstatus(pg) != CONNECTION_OK) {
     fprintf(stderr, "linkagectl %s: cannot connect to \"%s\": %s", who, conninfo,
             PQerrorMessage(pg));

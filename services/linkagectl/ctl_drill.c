@@ -168,9 +168,12 @@ static void *dealer(struct drill *d, const char *endpoint) {
   return s;
 }
 
+/* Never blocks: a DEALER whose connection was refused at the handshake (a CURVE port, which the
+ * drill's plain consoles do not speak) has no peer, and a blocking send would wait for ever. A
+ * message not sent is an answer not received: the bounded waits report it. */
 static int send_packed(void *s, const void *buf, size_t n) {
-  if (zmq_send(s, "", 0, ZMQ_SNDMORE) != 0) return -1;
-  return zmq_send(s, buf, n, 0) == (int)n ? 0 : -1;
+  if (zmq_send(s, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) != 0) return -1;
+  return zmq_send(s, buf, n, ZMQ_DONTWAIT) == (int)n ? 0 : -1;
 }
 
 static int send_unit(struct drill_unit *u, Linkage__V1__UnitMessage *m) {
@@ -1035,7 +1038,7 @@ int ctl_drill_main(int argc, char **argv) {
     fprintf(stderr, "linkagectl drill: %s\n", err);
     goto out;
   }
-  d.pg = PQconnectdb(d.pg_conninfo);
+  d.pg = ctl_pg_connect(d.pg_conninfo);
   if (PQstatus(d.pg) != CONNECTION_OK) {
     fprintf(stderr, "linkagectl drill: cannot connect to \"%s\": %s", d.pg_conninfo,
             PQerrorMessage(d.pg));

@@ -39,8 +39,15 @@ static const char common_help[] =
     "    A repeated command_id the router has already committed answers OK\n"
     "    without event_id and position.\n"
     "\n"
+    "    Under link_curve the router speaks CURVE: LINKAGE_LINK_CURVE=true and\n"
+    "    LINKAGE_LINK_KEY_FILE (the stack's link key; make run writes both into\n"
+    "    its run directory's linkage.conf). A refused handshake ends the command\n"
+    "    at once, and no answer after the last attempt, with one line on stderr\n"
+    "    naming the endpoint and the likely cause.\n"
+    "\n"
     "EXIT STATUS\n"
-    "    0 OK, 1 REJECTED, 2 usage, 75 BUSY or no answer (try again).\n";
+    "    0 OK, 1 REJECTED, 2 usage or a refused handshake, 75 BUSY or no answer\n"
+    "    (try again).\n";
 
 static const char ack_help[] =
     "NAME\n"
@@ -166,6 +173,7 @@ static const char plan_help[] =
 struct cmd_opts {
   const char *name; /* "ack", "plan declare", ... for messages */
   const char *endpoint;
+  const char *endpoint_source; /* the variable naming it; NULL: --endpoint */
   const char *actor;
   uint64_t timeout_ms, retries;
 };
@@ -242,33 +250,29 @@ static void pause_ms(uint64_t ms) {
   }
 }
 
-/* Waits for the reply to our command_id on s; replies to an earlier attempt
+/* Waits for the reply to our command_id on c; replies to an earlier attempt
  * on another socket cannot reach us, but a stray one is skipped anyway.
- * Returns the unpacked reply, or NULL after timeout_ms. */
-static Linkage__V1__CommandReply *await_reply(void *s, const char *command_id,
-                                              uint64_t timeout_ms) {
-  int64_t deadline = lk_mono_us() + (int64_t)timeout_ms * 1000;
-
+ * Returns the unpacked reply, or NULL with *why (timeout, refused, error). */
+static Linkage__V1__CommandReply *await_reply(struct ctl_conn *c, const char *command_id,
+                                              int64_t deadline, enum ctl_wait *why) {
   for (;;) {
-    int64_t left = deadline - lk_mono_us();
-    zmq_pollitem_t item = {s, 0, ZMQ_POLLIN, 0};
     zmq_msg_t msg;
-    int rc, more;
+    int more;
     size_t more_len = sizeof more;
     Linkage__V1__CommandReply *rep;
 
-    if (left <= 0) return NULL;
-    rc = zmq_poll(&item, 1, (long)((left + 999) / 1000));
-    if (rc < 0 && errno == EINTR) continue;
-    if (rc <= 0) return NULL;
+    *why = ctl_conn_wait(c, deadline);
+    if (*why == CTL_WAIT_INTR) continue;
+    if (*why != CTL_WAIT_READY) return NULL;
     /* The last frame of the message is the body; the first is the empty delimiter. */
     zmq_msg_init(&msg);
     for (;;) {
-      if (zmq_msg_recv(&msg, s, 0) < 0) {
+      if (zmq_msg_recv(&msg, c->sock, 0) < 0) {
         zmq_msg_close(&msg);
+        *why = CTL_WAIT_ERROR;
         return NULL;
       }
-      if (zmq_getsockopt(s, ZMQ_RCVMORE, &more, &more_len) != 0 || !more) break;
+      if (zmq_getsockopt(c->sock, ZMQ_RCVMORE, &more, &more_len) != 0 || !more) break;
     }
     rep = linkage__v1__command_reply__unpack(NULL, zmq_msg_size(&msg), zmq_msg_data(&msg));
     zmq_msg_close(&msg);
@@ -290,7 +294,7 @@ static int exchange(const struct cmd_opts *o, Linkage__V1__Command *cmd) {
   size_t len = linkage__v1__command__get_packed_size(cmd);
   uint8_t *buf = malloc(len ? len : 1);
   void *zctx;
-  int code = CTL_EXIT_TEMPFAIL, zero = 0;
+  int code = CTL_EXIT_TEMPFAIL;
   char line[1400];
   uint64_t attempt;
 
@@ -303,46 +307,50 @@ static int exchange(const struct cmd_opts *o, Linkage__V1__Command *cmd) {
   }
   line[0] = '\0';
   for (attempt = 0; attempt <= o->retries; attempt++) {
-    void *s = zmq_socket(zctx, ZMQ_DEALER);
-    Linkage__V1__CommandReply *rep;
+    struct ctl_conn conn;
+    const void *frames[2] = {"", buf};
+    size_t lens[2] = {0, len};
+    Linkage__V1__CommandReply *rep = NULL;
+    int64_t deadline = lk_mono_us() + (int64_t)o->timeout_ms * 1000;
+    enum ctl_wait why;
 
-    if (!s) {
-      code = CTL_EXIT_FAIL;
-      break;
-    }
-    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-    if (ctl_link_client(s, o->name) != 0) {
-      zmq_close(s);
-      code = CTL_EXIT_USAGE;
-      break;
-    }
-    if (zmq_connect(s, o->endpoint) != 0) {
-      fprintf(stderr, "linkagectl %s: cannot connect to \"%s\": %s\n", o->name, o->endpoint,
-              zmq_strerror(errno));
-      zmq_close(s);
+    if (ctl_conn_open(&conn, zctx, ZMQ_DEALER, o->endpoint, CTL_PEER_LINK, o->name,
+                      o->endpoint_source ? o->endpoint_source : "--endpoint") != 0) {
       code = CTL_EXIT_USAGE;
       line[0] = '\0';
       break;
     }
-    if (zmq_send(s, "", 0, ZMQ_SNDMORE) != 0 || zmq_send(s, buf, len, 0) != (int)len) {
-      fprintf(stderr, "linkagectl %s: send failed: %s\n", o->name, zmq_strerror(errno));
-      zmq_close(s);
-      code = CTL_EXIT_FAIL;
-      line[0] = '\0';
-      break;
-    }
-    rep = await_reply(s, cmd->command_id, o->timeout_ms);
-    zmq_close(s);
+    why = ctl_conn_send(&conn, frames, lens, 2, deadline);
+    if (why == CTL_WAIT_READY) rep = await_reply(&conn, cmd->command_id, deadline, &why);
     if (!rep) {
+      if (why == CTL_WAIT_REFUSED) {
+        /* Final: the same key on a fresh socket meets the same refusal. */
+        ctl_conn_explain(&conn, o->timeout_ms);
+        ctl_conn_close(&conn);
+        code = CTL_EXIT_USAGE;
+        line[0] = '\0';
+        break;
+      }
+      if (why == CTL_WAIT_ERROR) {
+        fprintf(stderr, "linkagectl %s: socket error on %s: %s\n", o->name, o->endpoint,
+                zmq_strerror(errno));
+        ctl_conn_close(&conn);
+        code = CTL_EXIT_FAIL;
+        line[0] = '\0';
+        break;
+      }
       lk_debug("no answer", "command_id=%s attempt=%llu", cmd->command_id,
                (unsigned long long)attempt + 1);
       snprintf(line, sizeof line,
                "status=TIMEOUT error=\"no answer from %s within %llu ms, %llu "
                "attempt(s)\"",
                o->endpoint, (unsigned long long)o->timeout_ms, (unsigned long long)attempt + 1);
+      if (attempt == o->retries) ctl_conn_explain(&conn, o->timeout_ms);
+      ctl_conn_close(&conn);
       code = CTL_EXIT_TEMPFAIL;
       continue;
     }
+    ctl_conn_close(&conn);
     code = ctl_command_outcome(rep, line, sizeof line);
     linkage__v1__command_reply__free_unpacked(rep, NULL);
     if (code != CTL_EXIT_TEMPFAIL) break;
@@ -485,6 +493,7 @@ static int parse_args(const struct cmd_spec *sp, int argc, char **argv, struct p
   if (!p->o.endpoint) {
     if (ctl_config_load(&cfg) != 0) return CTL_EXIT_CONFIG;
     p->o.endpoint = cfg.router_endpoint;
+    p->o.endpoint_source = "LINKAGE_ROUTER_ENDPOINT";
   }
   return -1;
 

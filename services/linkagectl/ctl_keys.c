@@ -66,7 +66,12 @@ static const char registry_help[] =
     "    refused from then on, without a restart. Running revoke again records\n"
     "    any event that did not reach the ledger; the ledger drops repeats.\n"
     "\n"
-    "    --pg overrides $LINKAGE_PG; the ledger is $LINKAGE_LEDGER_ENDPOINT.\n"
+    "    --pg overrides $LINKAGE_PG; the ledger is $LINKAGE_LEDGER_ENDPOINT (with\n"
+    "    link_curve, LINKAGE_LINK_CURVE and LINKAGE_LINK_KEY_FILE as for every\n"
+    "    command; make run leaves them in its run directory's linkage.conf). A\n"
+    "    ledger that does not answer, or refuses the handshake, leaves the keys\n"
+    "    revoked and the command says why in one line (exit 75), within\n"
+    "    --timeout MS (default 5000) per attempt, three attempts at most.\n"
     "\n"
     "EXIT STATUS\n"
     "    0 done, 1 refused (malformed or duplicate key, no key for the id),\n"
@@ -184,33 +189,34 @@ static int record_revocation(void *zctx, const char *endpoint, const char *kind,
   if (!buf) return CTL_EXIT_FAIL;
   linkage__v1__ledger_request__pack(&req, buf);
 
-  int rc = CTL_EXIT_TEMPFAIL, linger = 0;
-  void *s = zmq_socket(zctx, ZMQ_DEALER);
-  if (!s) goto done;
-  zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-  if (ctl_link_client(s, "revoke") != 0) goto done;
-  if (zmq_connect(s, endpoint) != 0) {
-    fprintf(stderr, "linkagectl %s revoke: cannot connect to %s: %s\n", kind, endpoint,
-            zmq_strerror(errno));
-    goto done;
-  }
-  /* Resending is safe: the event id is fixed by the key, the ledger drops a repeat. */
+  /* Lazy Pirate (zguide ch. 4): a fresh socket per attempt, each send and wait bounded. Resending
+   * is safe: the event id is fixed by the key, the ledger drops a repeat. */
+  int rc = CTL_EXIT_TEMPFAIL;
+  char who[32];
+  snprintf(who, sizeof who, "%s revoke", kind);
+  const void *frames[2] = {"", buf};
+  size_t lens[2] = {0, len};
   for (int attempt = 0; attempt < 3 && rc == CTL_EXIT_TEMPFAIL; attempt++) {
-    if (zmq_send(s, "", 0, ZMQ_SNDMORE) < 0 || zmq_send(s, buf, len, 0) < 0) break;
+    struct ctl_conn conn;
+    if (ctl_conn_open(&conn, zctx, ZMQ_DEALER, endpoint, CTL_PEER_LINK, who,
+                      "LINKAGE_LEDGER_ENDPOINT") != 0) {
+      rc = CTL_EXIT_USAGE;
+      break;
+    }
     int64_t deadline = lk_mono_us() + (int64_t)timeout_ms * 1000;
-    while (rc == CTL_EXIT_TEMPFAIL) {
-      int64_t left = (deadline - lk_mono_us()) / 1000;
-      if (left <= 0) break;
-      zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
-      if (zmq_poll(&it, 1, (long)left) <= 0) break;
+    enum ctl_wait w = ctl_conn_send(&conn, frames, lens, 2, deadline);
+    while (w == CTL_WAIT_READY && rc == CTL_EXIT_TEMPFAIL) {
+      w = ctl_conn_wait(&conn, deadline);
+      if (w == CTL_WAIT_INTR) w = CTL_WAIT_READY; /* the wait goes on to its deadline */
+      if (w != CTL_WAIT_READY) break;
       /* The reply is [empty delimiter,] LedgerReply: the body is the last frame. */
       zmq_msg_t m;
       zmq_msg_init(&m);
-      int got = zmq_msg_recv(&m, s, 0) >= 0;
+      int got = zmq_msg_recv(&m, conn.sock, ZMQ_DONTWAIT) >= 0;
       while (got && zmq_msg_more(&m)) {
         zmq_msg_close(&m);
         zmq_msg_init(&m);
-        got = zmq_msg_recv(&m, s, 0) >= 0;
+        got = zmq_msg_recv(&m, conn.sock, ZMQ_DONTWAIT) >= 0;
       }
       Linkage__V1__LedgerReply *rep =
           got ? linkage__v1__ledger_reply__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m)) : NULL;
@@ -235,14 +241,20 @@ static int record_revocation(void *zctx, const char *endpoint, const char *kind,
       }
       linkage__v1__ledger_reply__free_unpacked(rep, NULL);
     }
+    /* A refused handshake is final: the same key meets the same refusal. */
+    if (rc == CTL_EXIT_TEMPFAIL && w == CTL_WAIT_ERROR)
+      fprintf(stderr, "linkagectl %s revoke: socket error on %s: %s\n", kind, endpoint,
+              zmq_strerror(errno));
+    else if (rc == CTL_EXIT_TEMPFAIL && (w == CTL_WAIT_REFUSED || attempt == 2))
+      ctl_conn_explain(&conn, timeout_ms);
+    ctl_conn_close(&conn);
+    if (w == CTL_WAIT_REFUSED || w == CTL_WAIT_ERROR) break;
   }
   if (rc == CTL_EXIT_TEMPFAIL)
     fprintf(stderr,
             "linkagectl %s revoke: key %s is revoked, but the ledger at %s did not record it; "
             "run revoke again\n",
             kind, key, endpoint);
-done:
-  if (s) zmq_close(s);
   free(buf);
   return rc;
 }
@@ -281,6 +293,13 @@ static int revoke_keys(PGconn *pg, const struct ctl_config *cfg, const char *kin
     int r =
         record_revocation(zctx, cfg->ledger_endpoint, kind, id, PQgetvalue(res, i, 0), timeout_ms);
     if (r != CTL_EXIT_OK && rc == CTL_EXIT_OK) rc = r;
+    /* A ledger that did not answer for one key will not for the next: say so, not wait again. */
+    if (r == CTL_EXIT_TEMPFAIL || r == CTL_EXIT_USAGE) {
+      if (i + 1 < n)
+        fprintf(stderr, "linkagectl %s revoke: %d more revoked key(s) of %s not recorded either\n",
+                kind, n - i - 1, id);
+      break;
+    }
   }
   if (zctx) zmq_ctx_term(zctx);
   PQclear(res);

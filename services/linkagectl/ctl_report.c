@@ -32,16 +32,24 @@ static const char report_help[] =
     "    and so is a BUSY one after its retry_after_ms: (device, sequence) is the\n"
     "    idempotency key, so a retry never opens a second incident.\n"
     "\n"
+    "    With CURVE on intake's device port, LINKAGE_CURVE_SERVER_KEY_FILE and\n"
+    "    LINKAGE_CURVE_CLIENT_KEY_FILE (the device's registered key pair). A\n"
+    "    handshake the port refuses ends the command at once, and no answer at\n"
+    "    all after the last attempt, with one line on stderr naming the endpoint\n"
+    "    and the likely cause.\n"
+    "\n"
     "    --category takes the lower-case names natural_disaster, accident_disaster,\n"
     "    public_health, social_safety, property_service, neighbour_dispute,\n"
     "    latent_hazard; --severity takes I, II, III or IV. Both also take a raw\n"
     "    number, to exercise intake's validation. --observed-at defaults to now.\n"
     "\n"
     "EXIT STATUS\n"
-    "    0 ACCEPTED or DUPLICATE, 1 REJECTED, 75 BUSY or no answer, 2 usage.\n";
+    "    0 ACCEPTED or DUPLICATE, 1 REJECTED, 75 BUSY or no answer, 2 usage or a\n"
+    "    refused handshake.\n";
 
 struct report_opts {
   const char *endpoint;
+  const char *endpoint_source; /* --endpoint or the variable, for the line saying it is silent */
   uint64_t timeout_ms, retries;
   uint64_t sequence; /* for the TIMEOUT line */
 };
@@ -77,25 +85,6 @@ static void print_ack(const Linkage__V1__ReportAck *ack) {
   printf("\n");
 }
 
-static void *open_socket(void *zctx, const char *endpoint) {
-  void *s = zmq_socket(zctx, ZMQ_REQ);
-  int zero = 0;
-
-  if (!s) return NULL;
-  zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-  if (ctl_curve_client(s, "report") != 0) {
-    zmq_close(s);
-    return NULL;
-  }
-  if (zmq_connect(s, endpoint) != 0) {
-    fprintf(stderr, "linkagectl report: cannot connect to \"%s\": %s\n", endpoint,
-            zmq_strerror(errno));
-    zmq_close(s);
-    return NULL;
-  }
-  return s;
-}
-
 /* Lazy Pirate (zguide ch. 4): a REQ socket that timed out is stuck waiting
  * for its reply, so each attempt gets a fresh socket. */
 static int exchange(void *zctx, const struct report_opts *o, const uint8_t *buf, size_t len) {
@@ -103,43 +92,56 @@ static int exchange(void *zctx, const struct report_opts *o, const uint8_t *buf,
   int code = CTL_EXIT_TEMPFAIL;
 
   for (attempt = 0; attempt <= o->retries; attempt++) {
-    void *s = open_socket(zctx, o->endpoint);
-    zmq_pollitem_t item;
+    struct ctl_conn conn;
+    const void *frames[1] = {buf};
+    size_t lens[1] = {len};
     zmq_msg_t msg;
     Linkage__V1__ReportAck *ack;
     uint32_t retry_after = 0;
-    int rc;
+    int64_t deadline = lk_mono_us() + (int64_t)o->timeout_ms * 1000;
+    enum ctl_wait w;
 
-    if (!s) return CTL_EXIT_USAGE;
-    if (zmq_send(s, buf, len, 0) != (int)len) {
-      fprintf(stderr, "linkagectl report: send failed: %s\n", zmq_strerror(errno));
-      zmq_close(s);
+    if (ctl_conn_open(&conn, zctx, ZMQ_REQ, o->endpoint, CTL_PEER_DEVICE, "report",
+                      o->endpoint_source) != 0)
+      return CTL_EXIT_USAGE;
+    w = ctl_conn_send(&conn, frames, lens, 1, deadline);
+    if (w == CTL_WAIT_READY) do
+        w = ctl_conn_wait(&conn, deadline);
+      while (w == CTL_WAIT_INTR);
+    if (w == CTL_WAIT_ERROR) {
+      fprintf(stderr, "linkagectl report: socket error on %s: %s\n", o->endpoint,
+              zmq_strerror(errno));
+      ctl_conn_close(&conn);
       return CTL_EXIT_FAIL;
     }
-    item = (zmq_pollitem_t){s, 0, ZMQ_POLLIN, 0};
-    do
-      rc = zmq_poll(&item, 1, (long)o->timeout_ms);
-    while (rc < 0 && errno == EINTR);
-    if (rc <= 0) {
-      zmq_close(s);
+    if (w == CTL_WAIT_REFUSED) {
+      /* Final: the same keys on a fresh socket meet the same refusal. */
+      ctl_conn_explain(&conn, o->timeout_ms);
+      ctl_conn_close(&conn);
+      return CTL_EXIT_USAGE;
+    }
+    if (w != CTL_WAIT_READY) {
       code = CTL_EXIT_TEMPFAIL;
-      if (attempt == o->retries)
-        printf("status=TIMEOUT incident_id= sequence=%llu error=\"no answer within %llu ms, "
-               "%llu attempt(s)\"\n",
-               (unsigned long long)o->sequence, (unsigned long long)o->timeout_ms,
+      if (attempt == o->retries) {
+        printf("status=TIMEOUT incident_id= sequence=%llu error=\"no answer from %s within %llu "
+               "ms, %llu attempt(s)\"\n",
+               (unsigned long long)o->sequence, o->endpoint, (unsigned long long)o->timeout_ms,
                (unsigned long long)attempt + 1);
+        ctl_conn_explain(&conn, o->timeout_ms);
+      }
+      ctl_conn_close(&conn);
       continue;
     }
     zmq_msg_init(&msg);
-    if (zmq_msg_recv(&msg, s, 0) < 0) {
+    if (zmq_msg_recv(&msg, conn.sock, ZMQ_DONTWAIT) < 0) {
       fprintf(stderr, "linkagectl report: receive failed: %s\n", zmq_strerror(errno));
       zmq_msg_close(&msg);
-      zmq_close(s);
+      ctl_conn_close(&conn);
       return CTL_EXIT_FAIL;
     }
     ack = linkage__v1__report_ack__unpack(NULL, zmq_msg_size(&msg), zmq_msg_data(&msg));
     zmq_msg_close(&msg);
-    zmq_close(s);
+    ctl_conn_close(&conn);
     if (!ack) {
       printf("status=UNKNOWN incident_id= sequence=0 error=\"the reply is not a ReportAck\"\n");
       return CTL_EXIT_FAIL;
@@ -188,7 +190,7 @@ int ctl_report_main(int argc, char **argv) {
   Linkage__V1__Report report = LINKAGE__V1__REPORT__INIT;
   Linkage__V1__Location loc = LINKAGE__V1__LOCATION__INIT;
   struct ctl_config cfg;
-  struct report_opts o = {NULL, 5000, 0, 0};
+  struct report_opts o = {NULL, "--endpoint", 5000, 0, 0};
   int have_seq = 0, have_cat = 0, have_sev = 0, have_obs = 0, v, c, code, idx = 0;
   uint64_t n;
   uint8_t *buf;
@@ -248,7 +250,10 @@ int ctl_report_main(int argc, char **argv) {
   }
   if (!have_obs) report.observed_at_us = lk_now_us();
   if (ctl_config_load(&cfg) != 0) return CTL_EXIT_CONFIG;
-  if (!o.endpoint) o.endpoint = cfg.intake_endpoint;
+  if (!o.endpoint) {
+    o.endpoint = cfg.intake_endpoint;
+    o.endpoint_source = "LINKAGE_INTAKE_ENDPOINT";
+  }
   o.sequence = report.sequence;
 
   len = linkage__v1__report__get_packed_size(&report);

@@ -7,6 +7,7 @@
 
 #include "ctl.h"
 #include "linkage/clock.h"
+#include "linkage/service.h"
 
 #define PROBE_TIMEOUT_MS 1000
 
@@ -117,6 +118,12 @@ int ctl_status_main(int argc, char **argv) {
   }
   for (i = 0; i < n; i++)
     printf("%s\n", lines[i]);
+  if (answered < n)
+    fprintf(stderr,
+            "linkagectl status: %zu of %zu daemons did not answer on their control sockets in "
+            "%s; is the stack running there? make run uses var/run of its checkout, "
+            "LINKAGE_RUN_DIR names another\n",
+            n - answered, n, lk_run_dir());
   zmq_ctx_term(zctx);
   return answered == n ? CTL_EXIT_OK : CTL_EXIT_FAIL;
 }

@@ -14,6 +14,7 @@
 #include "linkage/event.h"
 #include "linkage/ledger_client.h"
 #include "linkage/log.h"
+#include "linkage/service.h"
 #include "linkage/stream.h"
 
 static const char tail_help[] =
@@ -29,7 +30,10 @@ static const char tail_help[] =
     "    position order, one line each:\n"
     "        position=.. type=.. incident_id=.. event_id=.. actor=.. at=<ISO 8601>\n"
     "    followed by a few key=value pairs from the event's body. Without --from\n"
-    "    it starts after the ledger's current head. Runs until SIGINT.\n"
+    "    it starts after the ledger's current head. Runs until SIGINT. A ledger\n"
+    "    that does not answer tail's first request within 10 s (not running,\n"
+    "    another endpoint, or a CURVE link without the link key) ends it with one\n"
+    "    line on stderr saying what to check, exit 75.\n"
     "\n"
     "OPTIONS\n"
     "    --from POSITION   start at this position (1: the whole ledger)\n"
@@ -38,7 +42,10 @@ static const char tail_help[] =
     "    --stream EP, --ledger EP   override the two endpoints\n"
     "\n"
     "EXIT STATUS\n"
-    "    0 on SIGINT or after --count events, 75 on --timeout, 1 on errors.\n";
+    "    0 on SIGINT or after --count events, 75 on --timeout or no ledger, 1 on\n"
+    "    errors.\n";
+
+#define GIVE_UP_MS 10000 /* the ledger client's: a request unanswered so long comes back BUSY */
 
 struct tail {
   uv_loop_t loop;
@@ -48,7 +55,8 @@ struct tail {
   uv_signal_t sigint, sigterm;
   uv_timer_t tick, deadline, later;
   const char *stream_endpoint, *ledger_endpoint;
-  struct lk_link link; /* CURVE on the links when link_curve is set */
+  const char *ledger_source; /* the variable or flag naming the ledger endpoint */
+  struct lk_link link;       /* CURVE on the links when link_curve is set */
   uint64_t from, count, printed;
   int have_from, exit_code, stopping;
 };
@@ -174,20 +182,38 @@ static void retry_cb(uv_timer_t *h) {
   ask_head(h->data);
 }
 
+/* The first question to the ledger is also the proof that it is there and takes our key: a ledger
+ * that never answered it (down, another port, a CURVE link without our key) ends tail with one
+ * line saying so, where it would otherwise wait for ever on a stream that never comes. */
 static void on_head(void *data, const Linkage__V1__ReplayReply *reply) {
   struct tail *t = data;
 
   if (t->stopping) return;
-  if (reply->error && reply->error[0]) {
+  if (reply->error && reply->error[0] && strcmp(reply->error, "ledger did not answer") != 0) {
+    /* The ledger is there and said why not now. */
     lk_warn("ledger head unknown, asking again", "err=\"%s\"", reply->error);
     uv_timer_start(&t->later, retry_cb, 500, 0);
     return;
   }
-  if (start_stream(t, reply->head) != 0) tail_stop(t, CTL_EXIT_FAIL);
+  if (reply->error && reply->error[0]) { /* the client's own: nothing came (ledger_client.h) */
+    struct ctl_silence s = {.who = "tail",
+                            .endpoint = t->ledger_endpoint,
+                            .source = t->ledger_source,
+                            .run_dir = lk_run_dir(),
+                            .peer = CTL_PEER_LINK,
+                            .curve = t->link.curve};
+    char line[1400];
+    ctl_silence_line(&s, GIVE_UP_MS, line, sizeof line);
+    fprintf(stderr, "%s\n", line);
+    tail_stop(t, CTL_EXIT_TEMPFAIL);
+    return;
+  }
+  if (start_stream(t, t->have_from ? (t->from > 0 ? t->from - 1 : 0) : reply->head) != 0)
+    tail_stop(t, CTL_EXIT_FAIL);
 }
 
-/* Without --from, tail starts at the head: a replay from beyond it returns
- * no events, only the head. */
+/* Tail starts at the head unless --from says where: a replay from beyond the head returns no
+ * events, only the head. */
 static void ask_head(struct tail *t) {
   if (lk_ledger_replay(t->client, UINT64_MAX, 1, on_head, t) != 0) {
     lk_error("cannot ask the ledger for its head", "endpoint=%s", t->ledger_endpoint);
@@ -250,7 +276,7 @@ int ctl_tail_main(int argc, char **argv) {
                                            {0, 0, 0, 0}};
   struct tail t;
   struct ctl_config cfg;
-  struct lk_ledger_client_opts co = {NULL, 64, 1000, 10000, NULL};
+  struct lk_ledger_client_opts co = {NULL, 64, 1000, GIVE_UP_MS, NULL};
   const char *ledger_endpoint = NULL;
   uint64_t timeout_s = 0;
   int c, idx = 0, rc;
@@ -284,6 +310,7 @@ int ctl_tail_main(int argc, char **argv) {
   if (!t.stream_endpoint) t.stream_endpoint = cfg.ledger_stream;
   co.endpoint = ledger_endpoint ? ledger_endpoint : cfg.ledger_endpoint;
   t.ledger_endpoint = co.endpoint;
+  t.ledger_source = ledger_endpoint ? "--ledger" : "LINKAGE_LEDGER_ENDPOINT";
   if (lk_link_load(&t.link, cfg.link_curve, cfg.link_key_file) != LK_OK) return CTL_EXIT_USAGE;
   co.link = &t.link;
 
@@ -305,11 +332,7 @@ int ctl_tail_main(int argc, char **argv) {
   uv_signal_start(&t.sigterm, signal_cb, SIGTERM);
   uv_timer_start(&t.tick, tick_cb, 100, 100);
   if (timeout_s) uv_timer_start(&t.deadline, deadline_cb, timeout_s * 1000, 0);
-  if (t.have_from) {
-    if (start_stream(&t, t.from > 0 ? t.from - 1 : 0) != 0) tail_stop(&t, CTL_EXIT_FAIL);
-  } else {
-    ask_head(&t);
-  }
+  ask_head(&t);
   uv_run(&t.loop, UV_RUN_DEFAULT);
   rc = uv_loop_close(&t.loop);
   if (rc != 0) lk_warn("loop closed with handles open", "err=\"%s\"", uv_strerror(rc));

@@ -24,6 +24,7 @@
 #define HELLO_AGAIN_MS 1000 /* resend Hello until a Welcome comes: dispatch may be starting */
 #define BUSY_PAUSE_MS 200   /* before resending an answer that came back BUSY */
 #define HEARTBEAT_DEFAULT_MS 2000
+#define WELCOME_WAIT_US (10 * 1000000LL) /* listen: no Welcome by then, nobody is answering */
 
 static const char unit_help[] =
     "NAME\n"
@@ -40,20 +41,31 @@ static const char unit_help[] =
     "DESCRIPTION\n"
     "    Connects a DEALER to linkage-dispatch ($LINKAGE_DISPATCH_ENDPOINT or\n"
     "    --endpoint, default tcp://127.0.0.1:7005) and says Hello as UNIT_ID (a\n"
-    "    unit id of the district data).\n"
+    "    unit id of the district data). With CURVE on the unit port, set\n"
+    "    LINKAGE_CURVE_SERVER_KEY_FILE and LINKAGE_CURVE_CLIENT_KEY_FILE (the\n"
+    "    unit's registered key pair); the same key serves every console of it.\n"
+    "\n"
+    "    listen is the unit's session: its Hello takes the unit over from any\n"
+    "    other session (another device of the unit), which is told so. list and\n"
+    "    the answers are one-shot (unit.proto, UnitMessage.one_shot): run from a\n"
+    "    second terminal, they leave a running listen as it is.\n"
     "\n"
     "    listen   prints every assignment sent to the unit as one line\n"
     "               assignment_id=.. incident_id=.. role=.. lead=true|false\n"
     "               category=.. kind=.. severity=.. compound=.. building=..\n"
     "               tier=.. acknowledge_by=<ISO 8601> arrive_by=.. resolve_by=..\n"
-    "               state=.. description=\"..\"\n"
+    "               state=.. exercise=true|false description=\"..\"\n"
     "             (an empty value prints as -), and sends a Heartbeat every\n"
     "             heartbeat_ms the Welcome names, so dispatch counts the unit\n"
     "             present. Repeats of an assignment id (dispatch re-sends after\n"
     "             a restart and on every Hello) are dropped. Runs until SIGINT,\n"
     "             or until --count N new assignments came (exit 0); --timeout\n"
     "             SECONDS ends it early (exit 75 when --count was not reached,\n"
-    "             else 0).\n"
+    "             else 0). Not welcomed within 10 s (nothing listens there, or\n"
+    "             the key is refused): one line on stderr saying why, exit 75 (2\n"
+    "             for a refused handshake). Told it was taken over by another\n"
+    "             session: status=REJECTED, exit 1. Told dispatch forgot it (a\n"
+    "             restart): says Hello again.\n"
     "    list     prints the unit's assignments, one line each as above.\n"
     "    ack, on-scene, resolve, decline, backup, verify\n"
     "             answer an assignment: acknowledged, on scene, resolved,\n"
@@ -66,7 +78,8 @@ static const char unit_help[] =
     "               status=BUSY error=\"why\"  /  status=TIMEOUT error=\"why\"\n"
     "             An unanswered or BUSY answer is sent again (--retries, default\n"
     "             2) with the same seq; its event id is fixed by the assignment,\n"
-    "             so it is committed at most once.\n"
+    "             so it is committed at most once. Without any answer, a line on\n"
+    "             stderr names the endpoint and the likely cause.\n"
     "\n"
     "OPTIONS\n"
     "    --endpoint EP     dispatch's unit endpoint\n"
@@ -79,7 +92,8 @@ static const char unit_help[] =
     "\n"
     "EXIT STATUS\n"
     "    0 OK, 1 REJECTED (or the Hello was refused: unknown unit), 2 usage or\n"
-    "    connection error, 75 BUSY or no answer (try again).\n";
+    "    connection error (a handshake refused: CURVE keys missing or wrong), 75\n"
+    "    BUSY or no answer (try again).\n";
 
 /* ---- plain helpers (unit-tested) ---- */
 
@@ -161,6 +175,8 @@ void ctl_unit_format_assignment(const Linkage__V1__Assignment *a, char *out, siz
   put_time(out, len, &pos, "arrive_by", a->arrive_by_us);
   put_time(out, len, &pos, "resolve_by", a->resolve_by_us);
   put_field(out, len, &pos, "state", a->state);
+  /* A drill's call must never be mistaken for a real one, nor the other way round. */
+  put_field(out, len, &pos, "exercise", a->exercise ? "true" : "false");
   put_field(out, len, &pos, "description", a->description);
 }
 
@@ -235,103 +251,86 @@ struct unit_opts {
   const char *assignment_id;
   const char *note;
   const char *endpoint;
+  const char *endpoint_source; /* where the endpoint came from, for the line saying it is silent */
   uint64_t count;
   uint64_t timeout; /* listen: seconds (0: none); others: ms per attempt */
   uint64_t retries;
   int have_timeout;
 };
 
-static void *open_dealer(void *zctx, const char *endpoint) {
-  void *s = zmq_socket(zctx, ZMQ_DEALER);
-  int zero = 0;
-
-  if (!s) return NULL;
-  zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-  if (ctl_curve_client(s, "unit") != 0) {
-    zmq_close(s);
-    return NULL;
-  }
-  if (zmq_connect(s, endpoint) != 0) {
-    fprintf(stderr, "linkagectl unit: cannot connect to \"%s\": %s\n", endpoint,
-            zmq_strerror(errno));
-    zmq_close(s);
-    return NULL;
-  }
-  return s;
+static int open_dealer(struct ctl_conn *c, void *zctx, const struct unit_opts *o) {
+  return ctl_conn_open(c, zctx, ZMQ_DEALER, o->endpoint, CTL_PEER_UNIT, "unit", o->endpoint_source);
 }
 
-/* An empty delimiter frame, then the UnitMessage. */
-static int send_message(void *s, const Linkage__V1__UnitMessage *m) {
+/* An empty delimiter frame, then the UnitMessage; no later than deadline (mono µs). */
+static enum ctl_wait send_message(struct ctl_conn *c, const Linkage__V1__UnitMessage *m,
+                                  int64_t deadline) {
   uint8_t stack_buf[2048];
   size_t len = linkage__v1__unit_message__get_packed_size(m);
   uint8_t *buf = len <= sizeof stack_buf ? stack_buf : malloc(len);
-  int rc = -1;
+  enum ctl_wait w;
 
-  if (!buf) return -1;
+  if (!buf) return CTL_WAIT_ERROR;
   linkage__v1__unit_message__pack(m, buf);
-  if (zmq_send(s, "", 0, ZMQ_SNDMORE) == 0 && zmq_send(s, buf, len, 0) == (int)len) rc = 0;
+  const void *bufs[2] = {"", buf};
+  size_t lens[2] = {0, len};
+  w = ctl_conn_send(c, bufs, lens, 2, deadline);
   if (buf != stack_buf) free(buf);
-  return rc;
+  return w;
 }
 
-static int send_hello(void *s, const char *unit_id) {
+/* one_shot: the Hello of list and the answers, which must not take the unit's session from a
+ * `listen` running elsewhere (unit.proto, UnitMessage.one_shot). */
+static enum ctl_wait send_hello(struct ctl_conn *c, const char *unit_id, int one_shot,
+                                int64_t deadline) {
   Linkage__V1__UnitMessage m = LINKAGE__V1__UNIT_MESSAGE__INIT;
   Linkage__V1__Hello hello = LINKAGE__V1__HELLO__INIT;
 
   m.unit_id = (char *)unit_id;
-  hello.software = "linkagectl unit";
+  m.one_shot = one_shot != 0;
+  hello.software = one_shot ? "linkagectl unit (one-shot)" : "linkagectl unit";
   m.body_case = LINKAGE__V1__UNIT_MESSAGE__BODY_HELLO;
   m.hello = &hello;
-  return send_message(s, &m);
+  return send_message(c, &m, deadline);
 }
 
-static int send_heartbeat(void *s, const char *unit_id) {
+static enum ctl_wait send_heartbeat(struct ctl_conn *c, const char *unit_id, int64_t deadline) {
   Linkage__V1__UnitMessage m = LINKAGE__V1__UNIT_MESSAGE__INIT;
   Linkage__V1__Heartbeat hb = LINKAGE__V1__HEARTBEAT__INIT;
 
   m.unit_id = (char *)unit_id;
   m.body_case = LINKAGE__V1__UNIT_MESSAGE__BODY_HEARTBEAT;
   m.heartbeat = &hb;
-  return send_message(s, &m);
+  return send_message(c, &m, deadline);
 }
 
-/* Waits up to timeout_ms (-1: for ever) for one DispatchMessage. Returns it,
- * or NULL on timeout, interruption or a socket error (*failed set then). A
- * message that does not decode is logged and skipped. */
-static Linkage__V1__DispatchMessage *recv_message(void *s, long timeout_ms, int *failed) {
-  int64_t deadline = timeout_ms < 0 ? 0 : lk_mono_us() + (int64_t)timeout_ms * 1000;
-
-  *failed = 0;
+/* Waits until deadline (mono µs) for one DispatchMessage. Returns it, or NULL with *why set:
+ * CTL_WAIT_TIMEOUT, _REFUSED (the handshake), _INTR (a signal), _ERROR (errno). A message that
+ * does not decode is logged and skipped. */
+static Linkage__V1__DispatchMessage *recv_message(struct ctl_conn *c, int64_t deadline,
+                                                  enum ctl_wait *why) {
   for (;;) {
-    zmq_pollitem_t item = {s, 0, ZMQ_POLLIN, 0};
-    long wait_ms = -1;
     zmq_msg_t msg;
-    int rc, more;
+    int more;
     size_t more_len = sizeof more;
     Linkage__V1__DispatchMessage *dm;
 
-    if (interrupted) return NULL;
-    if (timeout_ms >= 0) {
-      int64_t left = deadline - lk_mono_us();
-      if (left <= 0) return NULL;
-      wait_ms = (long)((left + 999) / 1000);
-    }
-    rc = zmq_poll(&item, 1, wait_ms);
-    if (rc < 0 && errno == EINTR) continue;
-    if (rc < 0) {
-      *failed = 1;
+    if (interrupted) {
+      *why = CTL_WAIT_INTR;
       return NULL;
     }
-    if (rc == 0) return NULL;
+    *why = ctl_conn_wait(c, deadline);
+    if (*why == CTL_WAIT_INTR) continue; /* the flag above says whether to stop */
+    if (*why != CTL_WAIT_READY) return NULL;
     /* The body is the last frame; the first is the empty delimiter. */
     zmq_msg_init(&msg);
     for (;;) {
-      if (zmq_msg_recv(&msg, s, 0) < 0) {
+      if (zmq_msg_recv(&msg, c->sock, 0) < 0) {
         zmq_msg_close(&msg);
-        *failed = 1;
+        *why = CTL_WAIT_ERROR;
         return NULL;
       }
-      if (zmq_getsockopt(s, ZMQ_RCVMORE, &more, &more_len) != 0 || !more) break;
+      if (zmq_getsockopt(c->sock, ZMQ_RCVMORE, &more, &more_len) != 0 || !more) break;
     }
     dm = linkage__v1__dispatch_message__unpack(NULL, zmq_msg_size(&msg), zmq_msg_data(&msg));
     zmq_msg_close(&msg);
@@ -358,24 +357,32 @@ static void print_assignment(const Linkage__V1__Assignment *a) {
 
 /* ---- listen ---- */
 
+/* Dispatch that forgot the session (it restarted) refuses the next heartbeat so; the session is
+ * opened again, as a unit's app would. A session taken over by a later Hello is not. */
+static int forgotten(const Linkage__V1__Welcome *w) {
+  return w->error && strstr(w->error, "send Hello first") != NULL;
+}
+
 static int unit_listen(void *zctx, const struct unit_opts *o) {
   struct ctl_seen seen;
-  void *s;
-  int64_t now = lk_mono_us(), next_beat = now, deadline = 0;
+  struct ctl_conn conn;
+  int64_t start = lk_mono_us(), now = start, next_beat = now, deadline = 0;
+  int64_t welcome_by = start + WELCOME_WAIT_US;
   int64_t beat_us = HELLO_AGAIN_MS * 1000LL;
   uint64_t fresh = 0;
-  int welcomed = 0, code = CTL_EXIT_OK, failed;
+  int welcomed = 0, ever_welcomed = 0, code = CTL_EXIT_OK;
+  enum ctl_wait why;
 
   if (o->have_timeout && o->timeout > 0) deadline = now + (int64_t)o->timeout * 1000000;
   if (ctl_seen_init(&seen) != LK_OK) return CTL_EXIT_FAIL;
-  s = open_dealer(zctx, o->endpoint);
-  if (!s) {
+  if (open_dealer(&conn, zctx, o) != 0) {
     ctl_seen_close(&seen);
     return CTL_EXIT_USAGE;
   }
   catch_signals();
   for (;;) {
     Linkage__V1__DispatchMessage *dm;
+    int64_t until;
 
     now = lk_mono_us();
     if (interrupted) break;
@@ -388,19 +395,40 @@ static int unit_listen(void *zctx, const struct unit_opts *o) {
       }
       break;
     }
+    /* A console never welcomed is talking to nobody: say so rather than wait in silence. Once
+     * welcomed, a silent dispatch is a restart the heartbeats ride out. */
+    if (!ever_welcomed && now >= welcome_by) {
+      ctl_conn_explain(&conn, WELCOME_WAIT_US / 1000);
+      code = CTL_EXIT_TEMPFAIL;
+      break;
+    }
     if (now >= next_beat) {
       /* Before the Welcome this says Hello again: dispatch may not have been up. */
-      if ((welcomed ? send_heartbeat(s, o->unit_id) : send_hello(s, o->unit_id)) != 0 &&
-          errno != EAGAIN) {
+      why = welcomed ? send_heartbeat(&conn, o->unit_id, now + beat_us)
+                     : send_hello(&conn, o->unit_id, 0, now + beat_us);
+      if (why == CTL_WAIT_REFUSED) {
+        ctl_conn_explain(&conn, (uint64_t)(now - start) / 1000);
+        code = CTL_EXIT_USAGE;
+        break;
+      }
+      if (why == CTL_WAIT_ERROR) {
         fprintf(stderr, "linkagectl unit: send failed: %s\n", zmq_strerror(errno));
         code = CTL_EXIT_FAIL;
         break;
       }
-      next_beat = now + beat_us;
+      next_beat = lk_mono_us() + beat_us;
     }
-    dm = recv_message(s, (long)ctl_unit_poll_ms(now, next_beat, deadline), &failed);
+    until = deadline;
+    if (!ever_welcomed && (!until || welcome_by < until)) until = welcome_by;
+    until = now + ctl_unit_poll_ms(now, next_beat, until) * 1000;
+    dm = recv_message(&conn, until, &why);
     if (!dm) {
-      if (failed) {
+      if (why == CTL_WAIT_REFUSED) {
+        ctl_conn_explain(&conn, (uint64_t)(lk_mono_us() - start) / 1000);
+        code = CTL_EXIT_USAGE;
+        break;
+      }
+      if (why == CTL_WAIT_ERROR) {
         fprintf(stderr, "linkagectl unit: receive failed: %s\n", zmq_strerror(errno));
         code = CTL_EXIT_FAIL;
         break;
@@ -409,17 +437,22 @@ static int unit_listen(void *zctx, const struct unit_opts *o) {
     }
     if (dm->body_case == LINKAGE__V1__DISPATCH_MESSAGE__BODY_WELCOME) {
       const Linkage__V1__Welcome *w = dm->welcome;
-      if (w->error && w->error[0]) {
+      if (w->error && w->error[0] && welcomed && forgotten(w)) {
+        fprintf(stderr, "linkagectl unit: dispatch forgot the session (a restart); Hello again\n");
+        welcomed = 0;
+        next_beat = lk_mono_us();
+      } else if (w->error && w->error[0]) {
         code = refused(w);
         linkage__v1__dispatch_message__free_unpacked(dm, NULL);
         break;
+      } else {
+        if (!ever_welcomed)
+          fprintf(stderr, "linkagectl unit: welcomed as %s, heartbeat every %u ms\n", o->unit_id,
+                  w->heartbeat_ms ? w->heartbeat_ms : HEARTBEAT_DEFAULT_MS);
+        welcomed = ever_welcomed = 1;
+        beat_us = (int64_t)(w->heartbeat_ms ? w->heartbeat_ms : HEARTBEAT_DEFAULT_MS) * 1000;
+        next_beat = lk_mono_us() + beat_us;
       }
-      if (!welcomed)
-        fprintf(stderr, "linkagectl unit: welcomed as %s, heartbeat every %u ms\n", o->unit_id,
-                w->heartbeat_ms ? w->heartbeat_ms : HEARTBEAT_DEFAULT_MS);
-      welcomed = 1;
-      beat_us = (int64_t)(w->heartbeat_ms ? w->heartbeat_ms : HEARTBEAT_DEFAULT_MS) * 1000;
-      next_beat = lk_mono_us() + beat_us;
     } else if (dm->body_case == LINKAGE__V1__DISPATCH_MESSAGE__BODY_ASSIGNMENT) {
       int added = ctl_seen_add(&seen, dm->assignment->assignment_id);
       if (added < 0) {
@@ -435,43 +468,39 @@ static int unit_listen(void *zctx, const struct unit_opts *o) {
     linkage__v1__dispatch_message__free_unpacked(dm, NULL);
     if (o->count && fresh >= o->count) break;
   }
-  zmq_close(s);
+  ctl_conn_close(&conn);
   ctl_seen_close(&seen);
   return code;
 }
 
 /* ---- list and answers: request, reply ---- */
 
-/* One attempt on a fresh socket: Hello and the request back to back (dispatch
- * takes them in order), then the reply the request asks for. Assignments
- * pushed after the Hello are skipped. Returns the reply message, or NULL
- * with *code set (a refused Hello, a timeout, a socket error) and line
- * filled. */
+/* One attempt on a fresh socket: a one-shot Hello and the request back to back (dispatch takes
+ * them in order), then the reply the request asks for. One-shot, so that a `listen` of the same
+ * unit elsewhere keeps its session; the Hello still makes a refusal (unknown unit, a key of
+ * another unit) come back as a Welcome. Assignments are never pushed to a one-shot console, but
+ * an older dispatch treats the Hello as a full one and does: they are skipped. Returns the
+ * reply message, or NULL with *code set (a refused Hello or handshake, a timeout, a socket
+ * error) and line filled; last: the final attempt, which explains a silence on stderr. */
 static Linkage__V1__DispatchMessage *request(void *zctx, const struct unit_opts *o,
                                              const Linkage__V1__UnitMessage *m,
                                              Linkage__V1__DispatchMessage__BodyCase want,
-                                             uint64_t attempt, char *line, size_t len, int *code) {
-  void *s = open_dealer(zctx, o->endpoint);
+                                             uint64_t attempt, int last, char *line, size_t len,
+                                             int *code) {
+  struct ctl_conn conn;
   int64_t deadline = lk_mono_us() + (int64_t)o->timeout * 1000;
   Linkage__V1__DispatchMessage *dm = NULL;
-  int failed = 0;
+  enum ctl_wait why;
 
   line[0] = '\0';
-  if (!s) {
+  if (open_dealer(&conn, zctx, o) != 0) {
     *code = CTL_EXIT_USAGE;
     return NULL;
   }
-  if (send_hello(s, o->unit_id) != 0 || send_message(s, m) != 0) {
-    fprintf(stderr, "linkagectl unit: send failed: %s\n", zmq_strerror(errno));
-    zmq_close(s);
-    *code = CTL_EXIT_FAIL;
-    return NULL;
-  }
-  for (;;) {
-    int64_t left = deadline - lk_mono_us();
-
-    if (left <= 0 || interrupted) break;
-    dm = recv_message(s, (long)((left + 999) / 1000), &failed);
+  why = send_hello(&conn, o->unit_id, 1, deadline);
+  if (why == CTL_WAIT_READY) why = send_message(&conn, m, deadline);
+  while (why == CTL_WAIT_READY) {
+    dm = recv_message(&conn, deadline, &why);
     if (!dm) break;
     if (dm->body_case == LINKAGE__V1__DISPATCH_MESSAGE__BODY_WELCOME && dm->welcome->error &&
         dm->welcome->error[0]) {
@@ -479,7 +508,7 @@ static Linkage__V1__DispatchMessage *request(void *zctx, const struct unit_opts 
       snprintf(line, len, "status=REJECTED error=\"%s\"",
                lk_log_quote(err, sizeof err, dm->welcome->error));
       linkage__v1__dispatch_message__free_unpacked(dm, NULL);
-      zmq_close(s);
+      ctl_conn_close(&conn);
       *code = CTL_EXIT_FAIL;
       return NULL;
     }
@@ -489,17 +518,25 @@ static Linkage__V1__DispatchMessage *request(void *zctx, const struct unit_opts 
     linkage__v1__dispatch_message__free_unpacked(dm, NULL);
     dm = NULL;
   }
-  zmq_close(s);
-  if (dm) return dm;
-  if (failed) {
-    fprintf(stderr, "linkagectl unit: receive failed: %s\n", zmq_strerror(errno));
+  if (dm) {
+    ctl_conn_close(&conn);
+    return dm;
+  }
+  if (why == CTL_WAIT_REFUSED) {
+    /* Final: the same keys on a fresh socket meet the same refusal. */
+    ctl_conn_explain(&conn, o->timeout);
+    *code = CTL_EXIT_USAGE;
+  } else if (why == CTL_WAIT_ERROR) {
+    fprintf(stderr, "linkagectl unit: socket error: %s\n", zmq_strerror(errno));
     *code = CTL_EXIT_FAIL;
   } else {
     snprintf(line, len,
              "status=TIMEOUT error=\"no answer from %s within %llu ms, %llu attempt(s)\"",
              o->endpoint, (unsigned long long)o->timeout, (unsigned long long)attempt + 1);
+    if (last && !interrupted) ctl_conn_explain(&conn, o->timeout);
     *code = CTL_EXIT_TEMPFAIL;
   }
+  ctl_conn_close(&conn);
   return NULL;
 }
 
@@ -518,12 +555,13 @@ static int unit_list(void *zctx, const struct unit_opts *o) {
 
   m.unit_id = (char *)o->unit_id;
   m.seq = (uint64_t)lk_now_us();
+  m.one_shot = 1;
   m.body_case = LINKAGE__V1__UNIT_MESSAGE__BODY_LIST;
   m.list = &list;
   for (uint64_t attempt = 0; attempt <= o->retries; attempt++) {
     Linkage__V1__DispatchMessage *dm =
-        request(zctx, o, &m, LINKAGE__V1__DISPATCH_MESSAGE__BODY_ASSIGNMENTS, attempt, line,
-                sizeof line, &code);
+        request(zctx, o, &m, LINKAGE__V1__DISPATCH_MESSAGE__BODY_ASSIGNMENTS, attempt,
+                attempt == o->retries, line, sizeof line, &code);
     if (dm) {
       for (size_t i = 0; i < dm->assignments->n_assignments; i++)
         print_assignment(dm->assignments->assignments[i]);
@@ -545,6 +583,7 @@ static int unit_answer(void *zctx, const struct unit_opts *o, int kind) {
   m.unit_id = (char *)o->unit_id;
   /* One seq for every attempt: a late reply to an earlier attempt still matches. */
   m.seq = (uint64_t)lk_now_us();
+  m.one_shot = 1;
   answer.assignment_id = (char *)o->assignment_id;
   answer.kind = (Linkage__V1__Answer__Kind)kind;
   answer.note = (char *)(o->note ? o->note : "");
@@ -552,8 +591,8 @@ static int unit_answer(void *zctx, const struct unit_opts *o, int kind) {
   m.answer = &answer;
   for (uint64_t attempt = 0; attempt <= o->retries; attempt++) {
     Linkage__V1__DispatchMessage *dm =
-        request(zctx, o, &m, LINKAGE__V1__DISPATCH_MESSAGE__BODY_ANSWER_REPLY, attempt, line,
-                sizeof line, &code);
+        request(zctx, o, &m, LINKAGE__V1__DISPATCH_MESSAGE__BODY_ANSWER_REPLY, attempt,
+                attempt == o->retries, line, sizeof line, &code);
     if (dm) {
       code = ctl_unit_reply_outcome(dm->answer_reply, line, sizeof line);
       linkage__v1__dispatch_message__free_unpacked(dm, NULL);
@@ -654,9 +693,11 @@ int ctl_unit_main(int argc, char **argv) {
     return CTL_EXIT_USAGE;
   }
   if (!listen && !o.have_timeout) o.timeout = 5000;
+  o.endpoint_source = "--endpoint";
   if (!o.endpoint) {
     if (ctl_config_load(&cfg) != 0) return CTL_EXIT_CONFIG;
     o.endpoint = cfg.dispatch_endpoint;
+    o.endpoint_source = "LINKAGE_DISPATCH_ENDPOINT";
   }
   ctl_log_init();
   zctx = zmq_ctx_new();

@@ -165,7 +165,7 @@ int ctl_verify_main(int argc, char **argv) {
   if (ctl_config_load(&cfg) != 0) return CTL_EXIT_USAGE;
   if (!conninfo) conninfo = cfg.pg;
 
-  pg = PQconnectdb(conninfo);
+  pg = ctl_pg_connect(conninfo);
   if (PQstatus(pg) != CONNECTION_OK) {
     fprintf(stderr, "verify: cannot connect to \"%s\": %s", conninfo, PQerrorMessage(pg));
     PQfinish(pg);

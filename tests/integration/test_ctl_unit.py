@@ -18,6 +18,13 @@ unit:<id> and the unit column, and the incidents view's new columns are
 filled and ordered: acknowledged_at <= on_scene_at <= resolved_at <=
 closed_at, lead_unit the fire brigade.
 
+A responder's second terminal: with `linkagectl unit fire-wenjiang listen` running, `list` and
+`ack` from other processes (one-shot consoles, UnitMessage.one_shot) are answered, the
+acknowledgement is the unit's in the ledger, and the listener is never told it was taken over and
+still prints the next call; then a second session of the unit (a full Hello, as a second device
+sends) takes it over as before: the listener hears so and exits 1, and the open call goes to the
+new session.
+
 Time runs 20x (LINKAGE_TIME_SCALE): the fire brigade's 3-minute acknowledge
 deadline is 9 s of real time, room enough for subprocesses on a loaded
 machine. Duty hours are local time; the test sets LINKAGE_UTC_OFFSET_MIN so
@@ -164,9 +171,10 @@ def check_listen(c):
                   f.endpoint], fake_env())
         got = f.recv()
         c.check(got is not None and got[1][0] == b"" and got[2] is not None and
-                got[2].WhichOneof("body") == "hello" and got[2].unit_id == "u-1",
-                "listen: the first message is a Hello for u-1 after an empty delimiter",
-                got and got[1:])
+                got[2].WhichOneof("body") == "hello" and got[2].unit_id == "u-1" and
+                not got[2].one_shot,
+                "listen: the first message is a full Hello (not one-shot) for u-1 after an empty "
+                "delimiter", got and got[1:])
         if got is None:
             return
         ident = got[0]
@@ -194,7 +202,7 @@ def check_listen(c):
                     "tier": "community", "acknowledge_by": "2026-11-18T11:06:40.123456Z",
                     "arrive_by": "2026-11-18T11:16:40.000000Z",
                     "resolve_by": "2026-11-18T12:06:40.000000Z", "state": "dispatched",
-                    "description": "gas smell, stairwell 2"}
+                    "exercise": "false", "description": "gas smell, stairwell 2"}
             c.eq(first, want, "listen: the assignment line's fields")
             c.eq((second.get("assignment_id"), second.get("lead")),
                  ("inc-a/fire_brigade/2", "false"), "listen: the second assignment line")
@@ -257,8 +265,8 @@ def check_answers(c):
             if i == 0:
                 c.check(m.unit_id == "u-1" and m.answer.assignment_id == "inc-a/fire_brigade/1"
                         and m.answer.kind == U.Answer.ACKNOWLEDGED and
-                        m.answer.note == "on our way",
-                        "ack: an Answer ACKNOWLEDGED with the assignment and note", m)
+                        m.answer.note == "on our way" and m.one_shot,
+                        "ack: a one-shot Answer ACKNOWLEDGED with the assignment and note", m)
                 f.send(ident, U.DispatchMessage(answer_reply=U.AnswerReply(
                     seq=m.seq, status=U.AnswerReply.BUSY, error="ledger slow")))
             elif i == 2:
@@ -292,6 +300,10 @@ def check_answers(c):
         # A refused Hello refuses the answer too.
         p = Proc(["unit", "nobody", "ack", "inc-a/x/1", "--endpoint", f.endpoint], fake_env())
         got = f.recv()
+        c.check(got is not None and got[2] is not None and
+                got[2].WhichOneof("body") == "hello" and got[2].one_shot,
+                "an answer's Hello is one-shot: it does not take the unit's session",
+                got and got[2])
         if got:
             f.send(got[0], U.DispatchMessage(welcome=U.Welcome(error="unknown unit id")))
         rc = p.wait(10)
@@ -328,6 +340,7 @@ def check_answers(c):
         c.check(rc == 0 and ids == ["inc-a/fire_brigade/1", "inc-b/grid_worker/2"] and
                 parse_line(p.out[0]).get("state") == "acknowledged",
                 "list: prints the listed assignments with their state", (rc, p.out))
+        c.check(m is not None and m.one_shot, "list: the ListAssignments is one-shot", m)
     finally:
         f.close()
 
@@ -479,11 +492,96 @@ def check_stack(st, c):
     c.check(r.returncode == 0, "linkagectl verify passes", r.stdout + r.stderr)
 
 
+def report_gas_leak(st, c, device, building):
+    """A gas leak (IV) in Zhouji Asia Bay; returns its incident id or None."""
+    r = st.ctl("report", "--device", device, "--seq", 1, "--compound", COMPOUND,
+               "--building", building, "--category", "accident_disaster", "--kind", "gas_leak",
+               "--severity", "IV", "--description", "gas smell, building %s" % building,
+               env=st.client_env("device", device))
+    m = re.match(r"^status=ACCEPTED incident_id=(\S+)", r.stdout)
+    c.check(r.returncode == 0 and m, "a gas leak in building %s is reported" % building,
+            r.stdout + r.stderr)
+    return m.group(1) if m else None
+
+
+def printed(p, inc):
+    """The assignment line a listener printed for incident inc, parsed, or None."""
+    for line in list(p.out):
+        x = parse_line(line)
+        if x.get("incident_id") == inc:
+            return x
+    return None
+
+
+def check_second_terminal(st, c):
+    """A responder's console survives a second terminal: with `listen` running for the fire
+    brigade, `list` and `ack` from other processes are answered without unseating it, and it
+    still gets the next call; a second session (a full Hello) takes the unit over as before."""
+    unit = UNITS[LEAD]
+    env = dict(st.env(), **st.client_env("unit", unit))
+    run = "%x" % int(time.time() * 1000)
+    listener = Proc(["unit", unit, "listen", "--timeout", "120"], env)
+    second = None
+    try:
+        c.check(S.wait_until(lambda: any("welcomed" in x for x in listener.err), 15),
+                "second terminal: the fire brigade's listener is welcomed", listener.err)
+        first = report_gas_leak(st, c, "ctlunit2-a-" + run, "5")
+        a1 = S.wait_until(lambda: printed(listener, first), 30) if first else None
+        c.check(a1 is not None and a1.get("role") == "fire_brigade" and
+                a1.get("kind") == "gas_leak" and a1.get("compound") == COMPOUND and
+                a1.get("building") == "5" and a1.get("acknowledge_by", "-") != "-" and
+                a1.get("exercise") == "false",
+                "second terminal: the listener prints the call: incident, kind, place, deadline, "
+                "not a drill", (listener.out, listener.err))
+        aid = a1.get("assignment_id") if a1 else "none"
+
+        r = st.ctl("unit", unit, "list", env=st.client_env("unit", unit))
+        ids = [parse_line(x).get("assignment_id") for x in r.stdout.splitlines()]
+        c.check(r.returncode == 0 and aid in ids,
+                "second terminal: list from another process shows the call", r.stdout + r.stderr)
+        r = st.ctl("unit", unit, "ack", aid, "--note", "from the second terminal",
+                   env=st.client_env("unit", unit))
+        c.check(r.returncode == 0 and LINE_OK.match(r.stdout.strip()),
+                "second terminal: ack from another process is OK", r.stdout + r.stderr)
+        c.eq(st.scalar("select count(*) from ledger where type = 'unit_acknowledged' and "
+                       "actor = 'unit:%s' and incident_id = '%s'" % (unit, first)), "1",
+             "second terminal: the acknowledgement is the unit's, in the ledger")
+
+        # The listener is still the unit's session: it gets the next call, and was told nothing.
+        nxt = report_gas_leak(st, c, "ctlunit2-b-" + run, "7")
+        a2 = S.wait_until(lambda: printed(listener, nxt), 30) if nxt else None
+        c.check(a2 is not None and listener.p.poll() is None,
+                "second terminal: the listener still receives new calls afterwards",
+                (listener.out, listener.err[-3:]))
+        c.check(not any("took it over" in x for x in listener.out + listener.err),
+                "second terminal: the listener was never told it was taken over",
+                listener.out + listener.err)
+        c.eq(st.scalar("select count(*) from ledger where type = 'unit_acknowledged' and "
+                       "actor = 'unit:%s' and incident_id = '%s'" % (unit, first)), "1",
+             "second terminal: still one acknowledgement")
+
+        # A real second session of the unit (a second device, a full Hello) still takes over;
+        # the listener hears so at its next heartbeat and ends.
+        second = st.unit(unit)
+        c.check(second.registered, "second session: a full Hello from another device is welcomed")
+        rc = listener.wait(20)
+        c.check(rc == 1 and listener.out and "took it over" in listener.out[-1],
+                "second session: the listener is told it was taken over and exits 1",
+                (rc, listener.out[-2:], listener.err[-2:]))
+        got = second.wait_assignment(lambda a: a.incident_id == nxt, 10) if nxt else None
+        c.check(got is not None, "second session: the open call goes to the new session")
+    finally:
+        listener.kill()
+        if second is not None:
+            second.close()
+
+
 def body(st, c):
     check_usage(c)
     check_listen(c)
     check_answers(c)
     check_stack(st, c)
+    check_second_terminal(st, c)
 
 
 def local_noon_offset():

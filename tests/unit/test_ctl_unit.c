@@ -59,7 +59,7 @@ LK_TEST(assignment_line_has_every_field_in_order) {
                      "compound=zhouji-asia-bay building=3 tier=compound "
                      "acknowledge_by=2026-11-18T11:06:40.123456Z "
                      "arrive_by=2026-11-18T11:16:40.000000Z "
-                     "resolve_by=2026-11-18T12:06:40.000000Z state=dispatched "
+                     "resolve_by=2026-11-18T12:06:40.000000Z state=dispatched exercise=false "
                      "description=\"gas smell on the stairs\"");
 }
 
@@ -81,6 +81,9 @@ LK_TEST(assignment_line_marks_empty_and_unknown_values) {
   LK_CHECK_CONTAINS(line, " tier=9 ");
   LK_CHECK_CONTAINS(line, " arrive_by=- ");
   LK_CHECK_CONTAINS(line, " state=- ");
+  a.exercise = 1;
+  ctl_unit_format_assignment(&a, line, sizeof line);
+  LK_CHECK_CONTAINS(line, " exercise=true ");
   /* Quotes and the newline are escaped: the line stays one line. */
   LK_CHECK(strchr(line, '\n') == NULL);
   LK_CHECK_CONTAINS(line, "description=\"said \\\"help\\\"");
