@@ -207,6 +207,24 @@ def check_listen(c):
             c.eq((second.get("assignment_id"), second.get("lead")),
                  ("inc-a/fire_brigade/2", "false"), "listen: the second assignment line")
 
+        # Dispatch restarted and forgot the session: the listener says Hello again and goes on.
+        p = Proc(["unit", "u-1", "listen", "--count", "1", "--timeout", "20", "--endpoint",
+                  f.endpoint], fake_env())
+        ident, _, _ = drain_hello_and(f, "hello")
+        if ident:
+            f.send(ident, U.DispatchMessage(welcome=U.Welcome(unit_id="u-1", heartbeat_ms=100)))
+            f.send(ident, U.DispatchMessage(welcome=U.Welcome(
+                unit_id="u-1", error="unit u-1 is not registered: send Hello first")))
+        ident2, m, _ = drain_hello_and(f, "hello")
+        c.check(m is not None and not m.one_shot,
+                "listen: told dispatch forgot it, says a full Hello again", m)
+        if ident2:
+            f.send(ident2, U.DispatchMessage(welcome=U.Welcome(unit_id="u-1", heartbeat_ms=100)))
+            f.send(ident2, assignment("inc-r/fire_brigade/1"))
+        rc = p.wait(10)
+        c.check(rc == 0 and len(p.out) == 1 and "inc-r/fire_brigade/1" in p.out[0],
+                "listen: after its new Hello it prints the next assignment", (rc, p.out, p.err))
+
         # A refused Hello: the error, exit 1.
         p = Proc(["unit", "nobody", "listen", "--endpoint", f.endpoint], fake_env())
         got = f.recv()
