@@ -2,8 +2,9 @@
 
 First a stand-in dispatch (a Python ROUTER socket) checks the console's side
 of the responder protocol: the empty delimiter and Hello first, heartbeats at
-the Welcome's interval, repeats of an assignment id dropped, --count, a
-refused Hello (exit 1), an answer retried after BUSY and after silence with
+the Welcome's interval, repeats of an assignment id dropped, --count, a new
+Hello when dispatch forgot the session, a refused Hello (exit 1), one-shot
+messages for list and the answers, an answer retried after BUSY and after silence with
 the same seq on a fresh connection that says Hello again, REJECTED (exit 1),
 no answer at all (exit 75), list, SIGINT, usage errors (exit 2).
 
