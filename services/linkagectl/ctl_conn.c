@@ -90,6 +90,13 @@ void ctl_silence_line(const struct ctl_silence *s, uint64_t waited_ms, char *out
                "linkagectl %s: %s broke off the handshake (protocol error 0x%x): is it the "
                "endpoint %s means? %s",
                who, ep, (unsigned)s->protocol_error, source, fix);
+  } else if (ctl_silence_refused(s) && !s->curve) {
+    /* A plain client on a CURVE port: the server may hang up before libzmq has read its
+     * greeting, and then says no more than that, every time. */
+    key_fix(s, 0, fix, sizeof fix);
+    snprintf(out, len,
+             "linkagectl %s: %s refused the handshake %u times over (no CURVE on our side); %s",
+             who, ep, s->failed, fix);
   } else if (ctl_silence_refused(s)) {
     key_fix(s, 0, fix, sizeof fix);
     snprintf(out, len,

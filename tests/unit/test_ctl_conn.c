@@ -100,6 +100,12 @@ LK_TEST(a_handshake_that_keeps_failing_and_a_silent_daemon_are_told_apart) {
   ctl_silence_line(&s, 5000, line, sizeof line);
   LK_CHECK_CONTAINS(line, "tcp://127.0.0.1:7010 failed the handshake 4 times over");
   LK_CHECK_CONTAINS(line, "must be the stack's own link key");
+  /* A plain command hung up on again and again by a CURVE port (the server closed before the
+   * mismatch could be read): the port speaks CURVE. */
+  s.curve = 0;
+  ctl_silence_line(&s, 5000, line, sizeof line);
+  LK_CHECK_CONTAINS(line, "refused the handshake 4 times over (no CURVE on our side)");
+  LK_CHECK_CONTAINS(line, "LINKAGE_LINK_CURVE=true");
   /* Connected and shaken hands, and still nothing. */
   s = seen(CTL_PEER_LINK, 0, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED);
   ctl_silence_line(&s, 5000, line, sizeof line);
